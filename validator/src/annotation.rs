@@ -1,0 +1,95 @@
+//! The `org.opencontainers.image.id-flattening` annotation: its values and
+//! how a consumer resolves what an image declares (spec section "The
+//! annotation").
+
+use serde::Serialize;
+
+/// The annotation key (ANNOTATION-KEY).
+pub const KEY: &str = "org.opencontainers.image.id-flattening";
+
+/// A valid value, ordered from least to most cautious so that `max` picks
+/// the value a consumer must honour (ANNOTATION-CONFLICT-CAUTIOUS).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Value {
+    Flattened,
+    Allowed,
+    Caution,
+}
+
+impl Value {
+    /// Exact, case-sensitive match (ANNOTATION-VALUES).
+    pub fn parse(s: &str) -> Option<Value> {
+        match s {
+            "flattened" => Some(Value::Flattened),
+            "allowed" => Some(Value::Allowed),
+            "caution" => Some(Value::Caution),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Value::Flattened => "flattened",
+            Value::Allowed => "allowed",
+            Value::Caution => "caution",
+        }
+    }
+}
+
+/// One place an image declares the value, with the raw string found there.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Declaration {
+    /// `manifest`, `config-label` or `index-descriptor`.
+    pub place: &'static str,
+    /// Layout-relative file holding the declaration.
+    pub file: String,
+    pub value: String,
+}
+
+/// Everything an image declares, and what a consumer makes of it.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Declarations {
+    pub declared: Vec<Declaration>,
+    /// The value a consumer acts on.
+    pub effective: Value,
+}
+
+impl Declarations {
+    pub fn new(declared: Vec<Declaration>) -> Self {
+        let effective = resolve(declared.iter().map(|d| d.value.as_str()));
+        Declarations {
+            declared,
+            effective,
+        }
+    }
+}
+
+/// What a consumer acts on, given every raw value the image declares:
+/// absent means `allowed` (ANNOTATION-DEFAULT), an unknown value counts as
+/// `caution` (ANNOTATION-UNKNOWN), and the most cautious value wins
+/// (ANNOTATION-CONFLICT-CAUTIOUS).
+pub fn resolve<'a>(values: impl IntoIterator<Item = &'a str>) -> Value {
+    values
+        .into_iter()
+        .map(|v| Value::parse(v).unwrap_or(Value::Caution))
+        .max()
+        .unwrap_or(Value::Allowed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolution_follows_the_spec() {
+        assert_eq!(resolve([]), Value::Allowed);
+        assert_eq!(resolve(["flattened"]), Value::Flattened);
+        assert_eq!(resolve(["flattened", "allowed"]), Value::Allowed);
+        assert_eq!(resolve(["allowed", "caution", "flattened"]), Value::Caution);
+        assert_eq!(resolve([""]), Value::Caution);
+        assert_eq!(resolve(["Flattened"]), Value::Caution);
+    }
+}

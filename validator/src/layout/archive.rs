@@ -1,0 +1,114 @@
+//! A layout packed in an uncompressed tar archive (skopeo's `oci-archive`).
+//!
+//! The archive is indexed once, by header, and blobs are then read in place
+//! by seeking: nothing is extracted and every blob can be streamed, on any
+//! thread, from its own file handle.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use super::{Member, OpenError};
+use crate::error::Error;
+
+pub struct Archive {
+    pub path: PathBuf,
+    members: HashMap<String, Entry>,
+}
+
+enum Entry {
+    File { offset: u64, len: u64 },
+    Other(&'static str),
+}
+
+impl Archive {
+    pub fn open(path: &Path) -> Result<Archive, Error> {
+        let at = |e: &dyn std::fmt::Display| Error::new(format!("{}: {e}", path.display()));
+        let mut file = File::open(path).map_err(|e| at(&format!("cannot open archive: {e}")))?;
+        let mut magic = [0u8; 4];
+        let n = file.read(&mut magic).map_err(|e| at(&e))?;
+        if n >= 2 && magic[..2] == [0x1f, 0x8b] || n == 4 && magic == [0x28, 0xb5, 0x2f, 0xfd] {
+            return Err(at(
+                &"the archive is compressed; an OCI archive is a plain tar (decompress it first)",
+            ));
+        }
+        file.rewind().map_err(|e| at(&e))?;
+        let mut archive = tar::Archive::new(file);
+        let mut members = HashMap::new();
+        let entries = archive
+            .entries_with_seek()
+            .map_err(|e| at(&format!("not a tar archive: {e}")))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| at(&format!("broken tar archive: {e}")))?;
+            let raw = entry.path_bytes();
+            let Some(name) = normalise(&raw) else {
+                continue;
+            };
+            let kind = entry.header().entry_type();
+            let value = if kind.is_file() || kind == tar::EntryType::Continuous {
+                Entry::File {
+                    offset: entry.raw_file_position(),
+                    len: entry.size(),
+                }
+            } else if kind.is_dir() {
+                Entry::Other("directory")
+            } else if kind.is_symlink() || kind.is_hard_link() {
+                Entry::Other("link")
+            } else {
+                Entry::Other("special file")
+            };
+            // Later members replace earlier ones, as extraction would.
+            members.insert(name, value);
+        }
+        Ok(Archive {
+            path: path.to_path_buf(),
+            members,
+        })
+    }
+
+    pub fn open_file(&self, name: &str) -> Result<Member, OpenError> {
+        match self.members.get(name) {
+            None => Err(OpenError::Missing),
+            Some(Entry::Other(kind)) => Err(OpenError::NotFile((*kind).to_string())),
+            Some(&Entry::File { offset, len }) => {
+                let mut f = File::open(&self.path).map_err(OpenError::Io)?;
+                f.seek(SeekFrom::Start(offset)).map_err(OpenError::Io)?;
+                Ok(Member {
+                    len,
+                    reader: Box::new(f.take(len)),
+                })
+            }
+        }
+    }
+}
+
+/// `./blobs/sha256/x` and `blobs/sha256/x/` name the same member. Names with
+/// `..` or non-UTF-8 bytes can never be a layout file we look up: skip them.
+fn normalise(raw: &[u8]) -> Option<String> {
+    let s = std::str::from_utf8(raw).ok()?;
+    let parts: Vec<&str> = s
+        .split('/')
+        .filter(|p| !p.is_empty() && *p != ".")
+        .collect();
+    if parts.is_empty() || parts.contains(&"..") {
+        return None;
+    }
+    Some(parts.join("/"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalise;
+
+    #[test]
+    fn names_are_normalised() {
+        assert_eq!(normalise(b"./index.json").as_deref(), Some("index.json"));
+        assert_eq!(
+            normalise(b"blobs//sha256/ab/").as_deref(),
+            Some("blobs/sha256/ab")
+        );
+        assert_eq!(normalise(b"../index.json"), None);
+        assert_eq!(normalise(b"./"), None);
+    }
+}

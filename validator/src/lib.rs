@@ -1,0 +1,17 @@
+//! Library behind the `single-id` command: reads OCI image layouts and
+//! checks them against the single-ID images specification
+//! (`spec/single-id-images.md`).
+//!
+//! Data flows one way: [`reference`] → [`layout`] → [`image`] → [`rules`]
+//! → [`report`] → [`render`].
+
+pub mod annotation;
+pub mod digest;
+pub mod error;
+pub mod image;
+pub mod layout;
+pub mod reference;
+pub mod render;
+pub mod report;
+pub mod rules;
+pub mod validate;

@@ -1,0 +1,96 @@
+//! The `single-id` command: argument parsing and exit codes only.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use single_id::reference::Reference;
+use single_id::render::{self, Format};
+use single_id::rules::Severity;
+
+#[derive(Parser)]
+#[command(
+    name = "single-id",
+    version,
+    about = "Check and handle OCI images for runtimes that have a single user ID"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate an image against the single-ID images spec and the OCI rules it relies on.
+    ///
+    /// Exit status: 0 when no error-level finding, 1 when there is one (or a
+    /// warning, with --strict), 2 when the image could not be read at all.
+    Validate {
+        /// An OCI layout directory or archive, or oci:PATH[:REF] / oci-archive:PATH[:REF].
+        image: String,
+        /// Only the image whose org.opencontainers.image.ref.name is NAME.
+        #[arg(long = "ref", value_name = "NAME")]
+        ref_name: Option<String>,
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+        /// Fail (exit 1) on warnings as well as errors.
+        #[arg(long)]
+        strict: bool,
+    },
+    /// List every rule with its severity and the spec clause it enforces.
+    Rules,
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            // clap uses 0 for --help/--version and 2 for usage errors.
+            return ExitCode::from(e.exit_code() as u8);
+        }
+    };
+    match cli.command {
+        Command::Validate {
+            image,
+            ref_name,
+            format,
+            strict,
+        } => {
+            let report = Reference::parse(&image, ref_name.as_deref())
+                .and_then(|r| single_id::validate::validate(&r, image.clone()));
+            let report = match report {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("single-id: error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let text = match format {
+                Format::Human => render::human::render(&report),
+                Format::Json => render::json::render(&report),
+            };
+            if std::io::stdout().write_all(text.as_bytes()).is_err() {
+                return ExitCode::from(2);
+            }
+            let fail_at = if strict {
+                Severity::Warning
+            } else {
+                Severity::Error
+            };
+            ExitCode::from(u8::from(report.worst().is_some_and(|w| w >= fail_at)))
+        }
+        Command::Rules => {
+            for r in single_id::rules::ALL {
+                println!(
+                    "{:<28} {:<8} {:<22} {}",
+                    r.id,
+                    r.severity.as_str(),
+                    r.clause,
+                    r.summary
+                );
+            }
+            ExitCode::SUCCESS
+        }
+    }
+}

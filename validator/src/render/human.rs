@@ -1,0 +1,90 @@
+//! Plain-text report for people, grouped by image.
+
+use std::fmt::Write;
+
+use crate::report::{Finding, Location, Report};
+
+pub fn render(report: &Report) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "validating {}", report.target);
+
+    // Layout-wide findings first, then each image in index order, then
+    // images whose manifest could not be read (they have no summary).
+    let mut groups: Vec<Option<&str>> = vec![None];
+    groups.extend(report.images.iter().map(|i| Some(i.name.as_str())));
+    for f in &report.findings {
+        let g = f.location.image.as_deref();
+        if !groups.contains(&g) {
+            groups.push(g);
+        }
+    }
+    for group in groups {
+        let findings: Vec<&Finding> = report
+            .findings
+            .iter()
+            .filter(|f| f.location.image.as_deref() == group)
+            .collect();
+        let summary = group.and_then(|g| report.images.iter().find(|i| i.name == g));
+        match (group, summary) {
+            (None, _) if findings.is_empty() => continue,
+            (None, _) => out.push_str("\nlayout\n"),
+            (Some(name), Some(s)) => {
+                let _ = writeln!(out, "\nimage {name}\n  manifest {}", s.manifest);
+                let d = &s.id_flattening;
+                let from = if d.declared.is_empty() {
+                    "not declared, so the default".to_string()
+                } else {
+                    let places: Vec<String> = d
+                        .declared
+                        .iter()
+                        .map(|d| format!("{} {:?}", d.place, d.value))
+                        .collect();
+                    format!("declared by {}", places.join(", "))
+                };
+                let _ = writeln!(out, "  id-flattening: {} ({from})", d.effective.as_str());
+            }
+            (Some(name), None) => {
+                let _ = writeln!(out, "\nimage {name}");
+            }
+        }
+        for f in findings {
+            let _ = writeln!(
+                out,
+                "  {}[{}]: {}",
+                f.severity.as_str(),
+                f.rule.id,
+                f.message
+            );
+            if let Some(at) = where_(&f.location) {
+                let _ = writeln!(out, "    at {at}");
+            }
+            let _ = writeln!(out, "    spec {}", f.rule.clause);
+        }
+    }
+    let s = &report.summary;
+    let _ = writeln!(
+        out,
+        "\n{} image{}: {} error{}, {} warning{}, {} note{}",
+        s.images,
+        plural(s.images),
+        s.errors,
+        plural(s.errors),
+        s.warnings,
+        plural(s.warnings),
+        s.notes,
+        plural(s.notes)
+    );
+    out
+}
+
+fn where_(loc: &Location) -> Option<String> {
+    let file = loc.file.as_deref()?;
+    Some(match &loc.pointer {
+        Some(p) => format!("{file} {p}"),
+        None => file.to_string(),
+    })
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}

@@ -1,0 +1,46 @@
+//! Index, manifest and config documents (OCI-DOCUMENTS).
+
+use oci_spec::image::MediaType;
+use serde::de::DeserializeOwned;
+
+use super::{DOCUMENT_INVALID, MEDIA_TYPE_MISMATCH};
+use crate::report::{Findings, Location};
+
+/// Parses `bytes` as `what` (for messages: "image manifest", ...). The
+/// `oci-spec` types reject documents that break the image-spec's structure.
+pub fn parse<T: DeserializeOwned>(
+    bytes: &[u8],
+    what: &str,
+    loc: &Location,
+    f: &mut Findings,
+) -> Option<T> {
+    match serde_json::from_slice::<T>(bytes) {
+        Ok(doc) => Some(doc),
+        Err(e) => {
+            f.push(
+                &DOCUMENT_INVALID,
+                loc.clone(),
+                format!("not a valid {what}: {e}"),
+            );
+            None
+        }
+    }
+}
+
+/// A document's own `mediaType`, when present, must be the descriptor's.
+pub fn check_media_type(
+    inside: Option<&MediaType>,
+    descriptor: &MediaType,
+    loc: &Location,
+    f: &mut Findings,
+) {
+    if let Some(inside) = inside {
+        if inside != descriptor {
+            f.push(
+                &MEDIA_TYPE_MISMATCH,
+                loc.clone().with_pointer("/mediaType"),
+                format!("document says `{inside}` but its descriptor says `{descriptor}`"),
+            );
+        }
+    }
+}
