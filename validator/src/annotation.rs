@@ -60,10 +60,7 @@ pub struct Declarations {
 impl Declarations {
     pub fn new(declared: Vec<Declaration>) -> Self {
         let effective = resolve(declared.iter().map(|d| d.value.as_str()));
-        Declarations {
-            declared,
-            effective,
-        }
+        Declarations { declared, effective }
     }
 }
 
@@ -72,11 +69,7 @@ impl Declarations {
 /// `caution` (ANNOTATION-UNKNOWN), and the most cautious value wins
 /// (ANNOTATION-CONFLICT-CAUTIOUS).
 pub fn resolve<'a>(values: impl IntoIterator<Item = &'a str>) -> Value {
-    values
-        .into_iter()
-        .map(|v| Value::parse(v).unwrap_or(Value::Caution))
-        .max()
-        .unwrap_or(Value::Allowed)
+    values.into_iter().map(|v| Value::parse(v).unwrap_or(Value::Caution)).max().unwrap_or(Value::Allowed)
 }
 
 #[cfg(test)]

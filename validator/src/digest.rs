@@ -68,11 +68,7 @@ pub struct HashingReader<R> {
 
 impl<R: Read> HashingReader<R> {
     pub fn new(inner: R, hasher: Option<Hasher>) -> Self {
-        HashingReader {
-            inner,
-            hasher,
-            count: 0,
-        }
+        HashingReader { inner, hasher, count: 0 }
     }
 
     pub fn count(&self) -> u64 {
@@ -102,10 +98,7 @@ mod tests {
 
     #[test]
     fn known_sha256() {
-        assert_eq!(
-            sha256_of(b""),
-            "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-        );
+        assert_eq!(sha256_of(b""), "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
     }
 
     #[test]
@@ -114,9 +107,6 @@ mod tests {
         io::copy(&mut r, &mut io::sink()).unwrap();
         let (d, n) = r.finish();
         assert_eq!(n, 3);
-        assert_eq!(
-            d.unwrap(),
-            "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
+        assert_eq!(d.unwrap(), "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     }
 }

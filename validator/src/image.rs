@@ -42,11 +42,7 @@ pub struct Image {
 
 impl Image {
     pub fn descriptor(&self) -> &Descriptor {
-        &self
-            .path
-            .last()
-            .expect("an image is reached through at least one index entry")
-            .descriptor
+        &self.path.last().expect("an image is reached through at least one index entry").descriptor
     }
 
     pub fn manifest_file(&self) -> String {
@@ -71,19 +67,11 @@ impl Image {
 /// Every image of the layout, or those whose `ref.name` is `selected`.
 /// A selection that names no image is an error: the user asked for
 /// something that is not there.
-pub fn images(
-    layout: &Layout,
-    selected: Option<&str>,
-    f: &mut Findings,
-) -> Result<Vec<Image>, Error> {
+pub fn images(layout: &Layout, selected: Option<&str>, f: &mut Findings) -> Result<Vec<Image>, Error> {
     let Some(index) = layout_rules::read_index(layout, f) else {
         return Ok(Vec::new());
     };
-    let mut walker = Walker {
-        layout,
-        f,
-        out: Vec::new(),
-    };
+    let mut walker = Walker { layout, f, out: Vec::new() };
     let mut refs = Vec::new();
     for (i, desc) in index.manifests().iter().enumerate() {
         let ref_name = desc.annotations().as_ref().and_then(|a| a.get(REF_NAME));
@@ -91,14 +79,9 @@ pub fn images(
         if selected.is_some_and(|s| ref_name.is_none_or(|r| r != s)) {
             continue;
         }
-        let entry = IndexEntry {
-            file: "index.json".into(),
-            pointer: format!("/manifests/{i}"),
-            descriptor: desc.clone(),
-        };
-        let name = ref_name
-            .cloned()
-            .unwrap_or_else(|| desc.digest().to_string());
+        let entry =
+            IndexEntry { file: "index.json".into(), pointer: format!("/manifests/{i}"), descriptor: desc.clone() };
+        let name = ref_name.cloned().unwrap_or_else(|| desc.digest().to_string());
         walker.visit(entry, name, &mut Vec::new());
     }
     let out = walker.out;
@@ -146,67 +129,37 @@ impl Walker<'_> {
         }
     }
 
-    fn visit_index(
-        &mut self,
-        entry: IndexEntry,
-        name: String,
-        chain: &mut Vec<IndexEntry>,
-        loc: Location,
-    ) {
+    fn visit_index(&mut self, entry: IndexEntry, name: String, chain: &mut Vec<IndexEntry>, loc: Location) {
         let digest = entry.descriptor.digest();
         if chain.iter().any(|e| e.descriptor.digest() == digest) {
-            self.f.push(
-                &INDEX_NESTING,
-                loc,
-                format!("index {digest} contains itself"),
-            );
+            self.f.push(&INDEX_NESTING, loc, format!("index {digest} contains itself"));
             return;
         }
         if chain.len() >= MAX_INDEX_DEPTH {
-            self.f.push(
-                &INDEX_NESTING,
-                loc,
-                format!("indexes nest more than {MAX_INDEX_DEPTH} deep"),
-            );
+            self.f.push(&INDEX_NESTING, loc, format!("indexes nest more than {MAX_INDEX_DEPTH} deep"));
             return;
         }
         let Some(bytes) = blob::load_document(self.layout, &entry.descriptor, &loc, self.f) else {
             return;
         };
         let file = blob_path(digest);
-        let doc_loc = Location {
-            file: Some(file.clone()),
-            pointer: None,
-            ..loc
-        };
-        let Some(index) = document::parse::<ImageIndex>(&bytes, "image index", &doc_loc, self.f)
-        else {
+        let doc_loc = Location { file: Some(file.clone()), pointer: None, ..loc };
+        if !document::check_media_type(&bytes, entry.descriptor.media_type(), &doc_loc, self.f) {
+            return;
+        }
+        let Some(index) = document::parse::<ImageIndex>(&bytes, "image index", &doc_loc, self.f) else {
             return;
         };
-        document::check_media_type(
-            index.media_type().as_ref(),
-            entry.descriptor.media_type(),
-            &doc_loc,
-            self.f,
-        );
         chain.push(entry);
         for (i, desc) in index.manifests().iter().enumerate() {
             let child_name = match desc.platform() {
                 Some(p) => {
-                    let variant = p
-                        .variant()
-                        .as_ref()
-                        .map(|v| format!("/{v}"))
-                        .unwrap_or_default();
+                    let variant = p.variant().as_ref().map(|v| format!("/{v}")).unwrap_or_default();
                     format!("{name} ({}/{}{variant})", p.os(), p.architecture())
                 }
                 None => format!("{name} ({})", desc.digest()),
             };
-            let child = IndexEntry {
-                file: file.clone(),
-                pointer: format!("/manifests/{i}"),
-                descriptor: desc.clone(),
-            };
+            let child = IndexEntry { file: file.clone(), pointer: format!("/manifests/{i}"), descriptor: desc.clone() };
             self.visit(child, child_name, chain);
         }
         chain.pop();
@@ -214,29 +167,18 @@ impl Walker<'_> {
 
     fn visit_manifest(&mut self, entry: IndexEntry, name: String, chain: &[IndexEntry]) {
         let desc = &entry.descriptor;
-        let loc = Location {
-            image: Some(name.clone()),
-            manifest: Some(desc.digest().to_string()),
-            ..Location::default()
-        };
+        let loc =
+            Location { image: Some(name.clone()), manifest: Some(desc.digest().to_string()), ..Location::default() };
         let Some(bytes) = blob::load_document(self.layout, desc, &loc, self.f) else {
             return;
         };
-        let doc_loc = Location {
-            file: Some(blob_path(desc.digest())),
-            ..loc.clone()
-        };
-        let Some(manifest) =
-            document::parse::<ImageManifest>(&bytes, "image manifest", &doc_loc, self.f)
-        else {
+        let doc_loc = Location { file: Some(blob_path(desc.digest())), ..loc.clone() };
+        if !document::check_media_type(&bytes, desc.media_type(), &doc_loc, self.f) {
+            return;
+        }
+        let Some(manifest) = document::parse::<ImageManifest>(&bytes, "image manifest", &doc_loc, self.f) else {
             return;
         };
-        document::check_media_type(
-            manifest.media_type().as_ref(),
-            desc.media_type(),
-            &doc_loc,
-            self.f,
-        );
         let config_desc = manifest.config();
         let config = match config_desc.media_type() {
             MediaType::ImageConfig => true,
@@ -252,21 +194,11 @@ impl Walker<'_> {
             );
             return;
         }
-        let config_loc = Location {
-            file: Some(blob_path(config_desc.digest())),
-            ..loc
-        };
-        let config =
-            blob::load_document(self.layout, config_desc, &config_loc, self.f).and_then(|b| {
-                document::parse::<ImageConfiguration>(&b, "image config", &config_loc, self.f)
-            });
+        let config_loc = Location { file: Some(blob_path(config_desc.digest())), ..loc };
+        let config = blob::load_document(self.layout, config_desc, &config_loc, self.f)
+            .and_then(|b| document::parse::<ImageConfiguration>(&b, "image config", &config_loc, self.f));
         let mut path = chain.to_vec();
         path.push(entry);
-        self.out.push(Image {
-            name,
-            path,
-            manifest,
-            config,
-        });
+        self.out.push(Image { name, path, manifest, config });
     }
 }

@@ -9,11 +9,7 @@ use single_id::render::{self, Format};
 use single_id::rules::Severity;
 
 #[derive(Parser)]
-#[command(
-    name = "single-id",
-    version,
-    about = "Check and handle OCI images for runtimes that have a single user ID"
-)]
+#[command(name = "single-id", version, about = "Check and handle OCI images for runtimes that have a single user ID")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -51,12 +47,7 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Validate {
-            image,
-            ref_name,
-            format,
-            strict,
-        } => {
+        Command::Validate { image, ref_name, format, strict } => {
             let report = Reference::parse(&image, ref_name.as_deref())
                 .and_then(|r| single_id::validate::validate(&r, image.clone()));
             let report = match report {
@@ -73,22 +64,12 @@ fn main() -> ExitCode {
             if std::io::stdout().write_all(text.as_bytes()).is_err() {
                 return ExitCode::from(2);
             }
-            let fail_at = if strict {
-                Severity::Warning
-            } else {
-                Severity::Error
-            };
+            let fail_at = if strict { Severity::Warning } else { Severity::Error };
             ExitCode::from(u8::from(report.worst().is_some_and(|w| w >= fail_at)))
         }
         Command::Rules => {
             for r in single_id::rules::ALL {
-                println!(
-                    "{:<28} {:<8} {:<22} {}",
-                    r.id,
-                    r.severity.as_str(),
-                    r.clause,
-                    r.summary
-                );
+                println!("{:<28} {:<8} {:<22} {}", r.id, r.severity.as_str(), r.clause, r.summary);
             }
             ExitCode::SUCCESS
         }

@@ -40,17 +40,11 @@ impl Reference {
         }
         let ref_name = match (suffix, ref_flag) {
             (Some(a), Some(b)) if a != b => {
-                return Err(Error::new(format!(
-                    "{arg}: the reference names image `{a}` but --ref names `{b}`"
-                )));
+                return Err(Error::new(format!("{arg}: the reference names image `{a}` but --ref names `{b}`")));
             }
             (a, b) => a.or(b).map(str::to_string),
         };
-        Ok(Reference {
-            kind,
-            path: PathBuf::from(path),
-            ref_name,
-        })
+        Ok(Reference { kind, path: PathBuf::from(path), ref_name })
     }
 }
 
@@ -75,15 +69,9 @@ mod tests {
     fn forms() {
         assert_eq!(parse("img", None).kind, Kind::Detect);
         let r = parse("oci:img:latest", None);
-        assert_eq!(
-            (r.kind, r.path.to_str(), r.ref_name.as_deref()),
-            (Kind::Directory, Some("img"), Some("latest"))
-        );
+        assert_eq!((r.kind, r.path.to_str(), r.ref_name.as_deref()), (Kind::Directory, Some("img"), Some("latest")));
         let r = parse("oci-archive:/t/a.tar", Some("v1"));
-        assert_eq!(
-            (r.kind, r.path.to_str(), r.ref_name.as_deref()),
-            (Kind::Archive, Some("/t/a.tar"), Some("v1"))
-        );
+        assert_eq!((r.kind, r.path.to_str(), r.ref_name.as_deref()), (Kind::Archive, Some("/t/a.tar"), Some("v1")));
         assert_eq!(parse("oci:/a:b/c", None).path.to_str(), Some("/a:b/c"));
         assert_eq!(parse("img:x", None).path.to_str(), Some("img:x"));
     }

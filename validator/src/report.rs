@@ -31,10 +31,7 @@ pub struct Location {
 
 impl Location {
     pub fn file(file: impl Into<String>) -> Self {
-        Location {
-            file: Some(file.into()),
-            ..Location::default()
-        }
+        Location { file: Some(file.into()), ..Location::default() }
     }
 
     pub fn with_pointer(mut self, pointer: impl Into<String>) -> Self {
@@ -90,13 +87,7 @@ pub struct Findings(Vec<Finding>);
 
 impl Findings {
     pub fn push(&mut self, rule: &'static Rule, location: Location, message: impl Into<String>) {
-        self.0.push(Finding {
-            rule,
-            severity: rule.severity,
-            clause: rule.clause,
-            message: message.into(),
-            location,
-        });
+        self.0.push(Finding { rule, severity: rule.severity, clause: rule.clause, message: message.into(), location });
     }
 
     pub fn extend(&mut self, other: Findings) {
@@ -110,10 +101,7 @@ impl Findings {
 
 impl Report {
     pub fn new(target: String, images: Vec<ImageSummary>, findings: Vec<Finding>) -> Self {
-        let mut summary = Summary {
-            images: images.len(),
-            ..Summary::default()
-        };
+        let mut summary = Summary { images: images.len(), ..Summary::default() };
         for f in &findings {
             match f.severity {
                 Severity::Error => summary.errors += 1,
@@ -121,12 +109,7 @@ impl Report {
                 Severity::Note => summary.notes += 1,
             }
         }
-        Report {
-            target,
-            images,
-            findings,
-            summary,
-        }
+        Report { target, images, findings, summary }
     }
 
     /// The most severe finding, if any.

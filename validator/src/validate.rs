@@ -82,18 +82,11 @@ fn verify_layers(layout: &Layout, images: &[Image]) -> Vec<Findings> {
     let mut seen = HashSet::new();
     let jobs: Vec<(&Descriptor, Location)> = images
         .iter()
-        .flat_map(|img| {
-            img.manifest
-                .layers()
-                .iter()
-                .map(move |l| (l, img.location()))
-        })
+        .flat_map(|img| img.manifest.layers().iter().map(move |l| (l, img.location())))
         .filter(|(l, _)| seen.insert(l.digest().to_string()))
         .collect();
     let next = AtomicUsize::new(0);
-    let workers = thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(jobs.len().max(1));
+    let workers = thread::available_parallelism().map_or(1, |n| n.get()).min(jobs.len().max(1));
     let mut results: Vec<(usize, Findings)> = thread::scope(|s| {
         let handles: Vec<_> = (0..workers)
             .map(|_| {
@@ -112,10 +105,7 @@ fn verify_layers(layout: &Layout, images: &[Image]) -> Vec<Findings> {
                 })
             })
             .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().expect("layer worker panicked"))
-            .collect()
+        handles.into_iter().flat_map(|h| h.join().expect("layer worker panicked")).collect()
     });
     results.sort_by_key(|(i, _)| *i);
     results.into_iter().map(|(_, f)| f).collect()

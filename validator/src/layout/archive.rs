@@ -29,28 +29,21 @@ impl Archive {
         let mut magic = [0u8; 4];
         let n = file.read(&mut magic).map_err(|e| at(&e))?;
         if n >= 2 && magic[..2] == [0x1f, 0x8b] || n == 4 && magic == [0x28, 0xb5, 0x2f, 0xfd] {
-            return Err(at(
-                &"the archive is compressed; an OCI archive is a plain tar (decompress it first)",
-            ));
+            return Err(at(&"the archive is compressed; an OCI archive is a plain tar (decompress it first)"));
         }
         file.rewind().map_err(|e| at(&e))?;
         let mut archive = tar::Archive::new(file);
         let mut members = HashMap::new();
-        let entries = archive
-            .entries_with_seek()
-            .map_err(|e| at(&format!("not a tar archive: {e}")))?;
+        let entries = archive.entries_with_seek().map_err(|e| at(&format!("not a readable OCI archive (tar): {e}")))?;
         for entry in entries {
-            let entry = entry.map_err(|e| at(&format!("broken tar archive: {e}")))?;
+            let entry = entry.map_err(|e| at(&format!("not a readable OCI archive (tar): {e}")))?;
             let raw = entry.path_bytes();
             let Some(name) = normalise(&raw) else {
                 continue;
             };
             let kind = entry.header().entry_type();
             let value = if kind.is_file() || kind == tar::EntryType::Continuous {
-                Entry::File {
-                    offset: entry.raw_file_position(),
-                    len: entry.size(),
-                }
+                Entry::File { offset: entry.raw_file_position(), len: entry.size() }
             } else if kind.is_dir() {
                 Entry::Other("directory")
             } else if kind.is_symlink() || kind.is_hard_link() {
@@ -61,10 +54,7 @@ impl Archive {
             // Later members replace earlier ones, as extraction would.
             members.insert(name, value);
         }
-        Ok(Archive {
-            path: path.to_path_buf(),
-            members,
-        })
+        Ok(Archive { path: path.to_path_buf(), members })
     }
 
     pub fn open_file(&self, name: &str) -> Result<Member, OpenError> {
@@ -74,10 +64,7 @@ impl Archive {
             Some(&Entry::File { offset, len }) => {
                 let mut f = File::open(&self.path).map_err(OpenError::Io)?;
                 f.seek(SeekFrom::Start(offset)).map_err(OpenError::Io)?;
-                Ok(Member {
-                    len,
-                    reader: Box::new(f.take(len)),
-                })
+                Ok(Member { len, reader: Box::new(f.take(len)) })
             }
         }
     }
@@ -87,10 +74,7 @@ impl Archive {
 /// `..` or non-UTF-8 bytes can never be a layout file we look up: skip them.
 fn normalise(raw: &[u8]) -> Option<String> {
     let s = std::str::from_utf8(raw).ok()?;
-    let parts: Vec<&str> = s
-        .split('/')
-        .filter(|p| !p.is_empty() && *p != ".")
-        .collect();
+    let parts: Vec<&str> = s.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
     if parts.is_empty() || parts.contains(&"..") {
         return None;
     }
@@ -104,10 +88,7 @@ mod tests {
     #[test]
     fn names_are_normalised() {
         assert_eq!(normalise(b"./index.json").as_deref(), Some("index.json"));
-        assert_eq!(
-            normalise(b"blobs//sha256/ab/").as_deref(),
-            Some("blobs/sha256/ab")
-        );
+        assert_eq!(normalise(b"blobs//sha256/ab/").as_deref(), Some("blobs/sha256/ab"));
         assert_eq!(normalise(b"../index.json"), None);
         assert_eq!(normalise(b"./"), None);
     }

@@ -14,15 +14,12 @@ pub struct Directory {
 
 impl Directory {
     pub fn open(root: &Path) -> Result<Directory, Error> {
-        let meta = fs::metadata(root).map_err(|e| {
-            Error::new(format!("{}: cannot read image layout: {e}", root.display()))
-        })?;
+        let meta =
+            fs::metadata(root).map_err(|e| Error::new(format!("{}: cannot read image layout: {e}", root.display())))?;
         if !meta.is_dir() {
             return Err(Error::new(format!("{}: not a directory", root.display())));
         }
-        Ok(Directory {
-            root: root.to_path_buf(),
-        })
+        Ok(Directory { root: root.to_path_buf() })
     }
 
     pub fn open_file(&self, name: &str) -> Result<Member, OpenError> {
@@ -41,18 +38,12 @@ impl Directory {
             }
         }
         // O_NOFOLLOW: a symlinked blob must not lead out of the layout.
-        let file = match File::options()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&dir)
-        {
+        let file = match File::options().read(true).custom_flags(libc::O_NOFOLLOW).open(&dir) {
             Ok(f) => f,
             Err(e) if e.kind() == ErrorKind::NotFound => return Err(OpenError::Missing),
             Err(e) => {
                 return match fs::symlink_metadata(&dir) {
-                    Ok(m) if !m.is_file() => {
-                        Err(OpenError::NotFile(describe(&m.file_type()).into()))
-                    }
+                    Ok(m) if !m.is_file() => Err(OpenError::NotFile(describe(&m.file_type()).into())),
                     _ => Err(OpenError::Io(e)),
                 };
             }
@@ -61,10 +52,7 @@ impl Directory {
         if !meta.is_file() {
             return Err(OpenError::NotFile(describe(&meta.file_type()).into()));
         }
-        Ok(Member {
-            len: meta.len(),
-            reader: Box::new(file),
-        })
+        Ok(Member { len: meta.len(), reader: Box::new(file) })
     }
 }
 

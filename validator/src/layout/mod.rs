@@ -90,10 +90,7 @@ impl fmt::Display for ReadError {
         match self {
             ReadError::Open(e) => e.fmt(f),
             ReadError::TooLarge { len, limit } => {
-                write!(
-                    f,
-                    "is {len} bytes, more than the {limit}-byte limit for JSON documents"
-                )
+                write!(f, "is {len} bytes, more than the {limit}-byte limit for JSON documents")
             }
             ReadError::Io(e) => write!(f, "read failed: {e}"),
         }
@@ -107,15 +104,9 @@ pub fn read_bounded(reader: impl Read, len: u64, limit: u64) -> Result<Vec<u8>, 
     }
     let mut buf = Vec::with_capacity(len as usize);
     // One byte over the limit tells a file that grew while we read it.
-    reader
-        .take(limit + 1)
-        .read_to_end(&mut buf)
-        .map_err(ReadError::Io)?;
+    reader.take(limit + 1).read_to_end(&mut buf).map_err(ReadError::Io)?;
     if buf.len() as u64 > limit {
-        return Err(ReadError::TooLarge {
-            len: buf.len() as u64,
-            limit,
-        });
+        return Err(ReadError::TooLarge { len: buf.len() as u64, limit });
     }
     Ok(buf)
 }

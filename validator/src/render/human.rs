@@ -19,11 +19,7 @@ pub fn render(report: &Report) -> String {
         }
     }
     for group in groups {
-        let findings: Vec<&Finding> = report
-            .findings
-            .iter()
-            .filter(|f| f.location.image.as_deref() == group)
-            .collect();
+        let findings: Vec<&Finding> = report.findings.iter().filter(|f| f.location.image.as_deref() == group).collect();
         let summary = group.and_then(|g| report.images.iter().find(|i| i.name == g));
         match (group, summary) {
             (None, _) if findings.is_empty() => continue,
@@ -34,11 +30,7 @@ pub fn render(report: &Report) -> String {
                 let from = if d.declared.is_empty() {
                     "not declared, so the default".to_string()
                 } else {
-                    let places: Vec<String> = d
-                        .declared
-                        .iter()
-                        .map(|d| format!("{} {:?}", d.place, d.value))
-                        .collect();
+                    let places: Vec<String> = d.declared.iter().map(|d| format!("{} {:?}", d.place, d.value)).collect();
                     format!("declared by {}", places.join(", "))
                 };
                 let _ = writeln!(out, "  id-flattening: {} ({from})", d.effective.as_str());
@@ -48,13 +40,7 @@ pub fn render(report: &Report) -> String {
             }
         }
         for f in findings {
-            let _ = writeln!(
-                out,
-                "  {}[{}]: {}",
-                f.severity.as_str(),
-                f.rule.id,
-                f.message
-            );
+            let _ = writeln!(out, "  {}[{}]: {}", f.severity.as_str(), f.rule.id, f.message);
             if let Some(at) = where_(&f.location) {
                 let _ = writeln!(out, "    at {at}");
             }

@@ -16,10 +16,7 @@ struct Document<'a> {
 }
 
 pub fn render(report: &Report) -> String {
-    let doc = Document {
-        report_version: REPORT_VERSION,
-        report,
-    };
+    let doc = Document { report_version: REPORT_VERSION, report };
     let mut out = serde_json::to_string_pretty(&doc).expect("a report always serialises");
     out.push('\n');
     out

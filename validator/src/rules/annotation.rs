@@ -4,8 +4,7 @@
 use std::collections::HashMap;
 
 use super::{
-    ANNOTATION_ABSENT, ANNOTATION_CONFLICT, ANNOTATION_LABEL_MISSING, ANNOTATION_MANIFEST_MISSING,
-    ANNOTATION_VALUE,
+    ANNOTATION_ABSENT, ANNOTATION_CONFLICT, ANNOTATION_LABEL_MISSING, ANNOTATION_MANIFEST_MISSING, ANNOTATION_VALUE,
 };
 use crate::annotation::{Declaration, Declarations, KEY, Value};
 use crate::report::{Findings, Location};
@@ -40,33 +39,26 @@ pub fn check(sources: &[Source<'_>], image: &Location, f: &mut Findings) -> Decl
                     format!("{KEY} is {value:?}; the only values are \"flattened\", \"allowed\" and \"caution\" (consumers treat this image as \"caution\")"),
                 );
             }
-            declared.push(Declaration {
-                place: s.place,
-                file: s.file.clone(),
-                value: value.clone(),
-            });
+            declared.push(Declaration { place: s.place, file: s.file.clone(), value: value.clone() });
         }
     }
     let declarations = Declarations::new(declared);
     let manifest = &sources[0];
     let in_manifest = declarations.declared.iter().any(|d| d.place == "manifest");
-    let mut values: Vec<&str> = declarations
-        .declared
-        .iter()
-        .map(|d| d.value.as_str())
-        .collect();
+    let mut values: Vec<&str> = declarations.declared.iter().map(|d| d.value.as_str()).collect();
     values.sort_unstable();
     values.dedup();
     if values.len() > 1 {
-        let listing: Vec<String> = declarations
-            .declared
-            .iter()
-            .map(|d| format!("{} {:?} in {}", d.place, d.value, d.file))
-            .collect();
+        let listing: Vec<String> =
+            declarations.declared.iter().map(|d| format!("{} {:?} in {}", d.place, d.value, d.file)).collect();
         f.push(
             &ANNOTATION_CONFLICT,
             at(manifest),
-            format!("{KEY} is declared with different values: {}; consumers use the most cautious, \"{}\"", listing.join(", "), declarations.effective.as_str()),
+            format!(
+                "{KEY} is declared with different values: {}; consumers use the most cautious, \"{}\"",
+                listing.join(", "),
+                declarations.effective.as_str()
+            ),
         );
     }
     if declarations.declared.is_empty() {

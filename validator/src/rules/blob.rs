@@ -5,8 +5,8 @@ use std::io::{self, Read};
 use oci_spec::image::Descriptor;
 
 use super::{
-    BLOB_DIGEST, BLOB_FOREIGN, BLOB_MISSING, BLOB_NOT_FILE, BLOB_SIZE, BLOB_UNREADABLE,
-    DIGEST_UNSUPPORTED, DOCUMENT_INVALID,
+    BLOB_DIGEST, BLOB_FOREIGN, BLOB_MISSING, BLOB_NOT_FILE, BLOB_SIZE, BLOB_UNREADABLE, DIGEST_UNSUPPORTED,
+    DOCUMENT_INVALID,
 };
 use crate::digest::{Hasher, HashingReader};
 use crate::layout::{Layout, OpenError, ReadError, blob_path, read_bounded};
@@ -34,12 +34,7 @@ pub struct OpenBlob {
 }
 
 /// Opens the blob `desc` points at, reporting why when it cannot.
-pub fn open(
-    layout: &Layout,
-    desc: &Descriptor,
-    loc: &Location,
-    f: &mut Findings,
-) -> Option<OpenBlob> {
+pub fn open(layout: &Layout, desc: &Descriptor, loc: &Location, f: &mut Findings) -> Option<OpenBlob> {
     let path = blob_path(desc.digest());
     let loc = at(desc, loc);
     let member = match layout.open(&path) {
@@ -48,19 +43,12 @@ pub fn open(
             f.push(
                 &BLOB_FOREIGN,
                 loc,
-                format!(
-                    "blob {} is not in the layout; its descriptor lists urls to fetch it from",
-                    desc.digest()
-                ),
+                format!("blob {} is not in the layout; its descriptor lists urls to fetch it from", desc.digest()),
             );
             return None;
         }
         Err(OpenError::Missing) => {
-            f.push(
-                &BLOB_MISSING,
-                loc,
-                format!("blob {} is referenced but not present", desc.digest()),
-            );
+            f.push(&BLOB_MISSING, loc, format!("blob {} is referenced but not present", desc.digest()));
             return None;
         }
         Err(e @ OpenError::NotFile(_)) => {
@@ -83,10 +71,7 @@ pub fn open(
             ),
         );
     }
-    Some(OpenBlob {
-        reader: HashingReader::new(member.reader, hasher),
-        len: member.len,
-    })
+    Some(OpenBlob { reader: HashingReader::new(member.reader, hasher), len: member.len })
 }
 
 impl OpenBlob {
@@ -95,20 +80,12 @@ impl OpenBlob {
         let loc = at(desc, loc);
         let (found, count) = self.reader.finish();
         if count != desc.size() {
-            f.push(
-                &BLOB_SIZE,
-                loc,
-                format!("descriptor says {} bytes, blob has {count}", desc.size()),
-            );
+            f.push(&BLOB_SIZE, loc, format!("descriptor says {} bytes, blob has {count}", desc.size()));
             return false;
         }
         match found {
             Some(found) if found != desc.digest().as_ref() => {
-                f.push(
-                    &BLOB_DIGEST,
-                    loc,
-                    format!("content hashes to {found}, not {}", desc.digest()),
-                );
+                f.push(&BLOB_DIGEST, loc, format!("content hashes to {found}, not {}", desc.digest()));
                 false
             }
             _ => true,
@@ -118,21 +95,13 @@ impl OpenBlob {
 
 /// Loads a small JSON document blob whose integrity holds. Returns `None`
 /// (with findings) when it is absent, too large, or not what its digest says.
-pub fn load_document(
-    layout: &Layout,
-    desc: &Descriptor,
-    loc: &Location,
-    f: &mut Findings,
-) -> Option<Vec<u8>> {
+pub fn load_document(layout: &Layout, desc: &Descriptor, loc: &Location, f: &mut Findings) -> Option<Vec<u8>> {
     let file_loc = at(desc, loc);
     if desc.size() > DOCUMENT_LIMIT {
         f.push(
             &DOCUMENT_INVALID,
             file_loc,
-            format!(
-                "descriptor size {} exceeds the {DOCUMENT_LIMIT}-byte limit for JSON documents",
-                desc.size()
-            ),
+            format!("descriptor size {} exceeds the {DOCUMENT_LIMIT}-byte limit for JSON documents", desc.size()),
         );
         return None;
     }
@@ -161,11 +130,7 @@ pub fn verify_stream(layout: &Layout, desc: &Descriptor, loc: &Location, f: &mut
         return false;
     };
     if let Err(e) = io::copy(&mut blob.reader, &mut io::sink()) {
-        f.push(
-            &BLOB_UNREADABLE,
-            at(desc, loc),
-            format!("read failed after {} bytes: {e}", blob.reader.count()),
-        );
+        f.push(&BLOB_UNREADABLE, at(desc, loc), format!("read failed after {} bytes: {e}", blob.reader.count()));
         return false;
     }
     blob.check(desc, loc, f)

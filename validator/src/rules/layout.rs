@@ -32,10 +32,7 @@ pub fn check_oci_layout(layout: &Layout, f: &mut Findings) {
             _ => f.push(
                 &LAYOUT_FILE,
                 loc.with_pointer("/imageLayoutVersion"),
-                format!(
-                    "imageLayoutVersion is {}, this tool reads layout version \"1.0.0\"",
-                    l.image_layout_version
-                ),
+                format!("imageLayoutVersion is {}, this tool reads layout version \"1.0.0\"", l.image_layout_version),
             ),
         },
     }
@@ -48,11 +45,7 @@ pub fn read_index(layout: &Layout, f: &mut Findings) -> Option<ImageIndex> {
         Ok(bytes) => match serde_json::from_slice(&bytes) {
             Ok(index) => Some(index),
             Err(e) => {
-                f.push(
-                    &LAYOUT_INDEX,
-                    loc,
-                    format!("index.json is not a valid image index: {e}"),
-                );
+                f.push(&LAYOUT_INDEX, loc, format!("index.json is not a valid image index: {e}"));
                 None
             }
         },

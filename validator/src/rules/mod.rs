@@ -45,10 +45,7 @@ pub struct Rule {
 impl Rule {
     /// Link to the clause, relative to the repository root.
     pub fn spec_link(&self) -> String {
-        format!(
-            "spec/single-id-images.md#{}",
-            self.clause.to_ascii_lowercase()
-        )
+        format!("spec/single-id-images.md#{}", self.clause.to_ascii_lowercase())
     }
 }
 
