@@ -300,3 +300,14 @@ fn compressed_archive_gets_a_clear_error() {
     assert_eq!(r.code(), 2);
     assert!(r.stderr().contains("image.tar.gz: the archive is compressed"), "{}", r.stderr());
 }
+
+#[test]
+fn bundled_example_validates_clean() {
+    let t = TestDir::new();
+    let example = support::repo_root().join("examples/hello");
+    let r = t.run(&["validate", "--strict", "--format", "json", example.to_str().unwrap()]);
+    let doc = r.json();
+    assert_eq!(r.code(), 0, "{doc:#}");
+    assert_eq!(doc["images"][0]["idFlattening"]["effective"], "flattened");
+    assert_eq!(doc["findings"], json!([]));
+}

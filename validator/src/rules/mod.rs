@@ -105,3 +105,25 @@ rules! {
 pub fn by_id(id: &str) -> Option<&'static Rule> {
     ALL.iter().copied().find(|r| r.id == id)
 }
+
+/// `docs/rules.md`: every rule with its severity, clause and summary.
+pub fn markdown() -> String {
+    let mut out = String::from(
+        "# Validator rules\n\n\
+         Generated from `validator/src/rules/mod.rs` (`SINGLE_ID_BLESS=1 cargo test --test spec` rewrites it).\n\
+         Each rule enforces the requirement of `spec/single-id-images.md` named in the Clause column.\n\
+         Rule identifiers are stable: they are never renamed or reused.\n\n\
+         | Rule | Severity | Clause | Checks that |\n|---|---|---|---|\n",
+    );
+    for r in ALL {
+        out.push_str(&format!(
+            "| `{}` | {} | [{}](../{}) | {} |\n",
+            r.id,
+            r.severity.as_str(),
+            r.clause,
+            r.spec_link(),
+            r.summary
+        ));
+    }
+    out
+}
