@@ -16,16 +16,21 @@ fn read(path: &str) -> String {
     fs::read_to_string(repo_root().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
-/// `| `ID` | LEVEL | ...` rows of the identifier table.
+/// `| `ID` | LEVEL | ...` rows of the identifier table: the rows under
+/// its header, up to the first line that is not a table row.
 fn table(spec: &str) -> BTreeMap<String, String> {
+    const HEADER: &str = "| Identifier | Level | Section | Summary |";
     let mut out = BTreeMap::new();
-    for line in spec.lines() {
+    let start = spec.lines().position(|l| l.trim() == HEADER).expect("the spec has no identifier table");
+    for line in spec.lines().skip(start + 2).take_while(|l| l.starts_with('|')) {
         let cells: Vec<&str> = line.split('|').map(str::trim).collect();
-        if cells.len() < 4 || !cells[1].starts_with('`') {
-            continue;
-        }
+        assert!(cells.len() >= 4 && cells[1].starts_with('`'), "identifier table row without an identifier: {line}");
         let id = cells[1].trim_matches('`').to_string();
-        assert!(["MUST", "SHOULD", "MAY"].contains(&cells[2]), "{id}: table level {:?} is not MUST, SHOULD or MAY", cells[2]);
+        assert!(
+            ["MUST", "SHOULD", "MAY"].contains(&cells[2]),
+            "{id}: table level {:?} is not MUST, SHOULD or MAY",
+            cells[2]
+        );
         assert!(out.insert(id.clone(), cells[2].to_string()).is_none(), "{id} is listed twice in the table");
     }
     out
@@ -41,7 +46,11 @@ fn definitions(spec: &str) -> BTreeMap<String, String> {
         let Some((id, level)) = inner.split_once(" (") else { continue };
         assert!(LEVELS.contains(&level), "{id}: level {level:?} is not an RFC 2119 keyword");
         let anchor = format!("<a id=\"{}\"></a>", id.to_ascii_lowercase());
-        assert_eq!(i.checked_sub(1).map(|p| lines[p].trim()), Some(anchor.as_str()), "{id}: the line before its definition must be {anchor}");
+        assert_eq!(
+            i.checked_sub(1).map(|p| lines[p].trim()),
+            Some(anchor.as_str()),
+            "{id}: the line before its definition must be {anchor}"
+        );
         let level = level.trim_end_matches(" NOT").to_string();
         assert!(out.insert(id.to_string(), level).is_none(), "{id} is defined twice");
     }
@@ -54,7 +63,11 @@ fn identifiers_are_defined_once_and_tabled_with_their_level() {
     let table = table(&spec);
     let defs = definitions(&spec);
     assert!(table.len() >= 40, "the identifier table has only {} rows", table.len());
-    assert_eq!(table.keys().collect::<Vec<_>>(), defs.keys().collect::<Vec<_>>(), "table and body define different identifiers");
+    assert_eq!(
+        table.keys().collect::<Vec<_>>(),
+        defs.keys().collect::<Vec<_>>(),
+        "table and body define different identifiers"
+    );
     for (id, level) in &defs {
         assert_eq!(&table[id], level, "{id}: body and table disagree on the level");
         assert!(id.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '-'), "{id}: not UPPER-KEBAB");
@@ -65,7 +78,12 @@ fn identifiers_are_defined_once_and_tabled_with_their_level() {
 fn every_rule_and_schema_cites_an_existing_clause() {
     let table = table(&read(SPEC));
     for rule in single_id::rules::ALL {
-        assert!(table.contains_key(rule.clause), "rule {} cites {}, which the spec does not define", rule.id, rule.clause);
+        assert!(
+            table.contains_key(rule.clause),
+            "rule {} cites {}, which the spec does not define",
+            rule.id,
+            rule.clause
+        );
     }
     for name in schema::names() {
         let text = read(&format!("schema/{name}"));
@@ -136,5 +154,8 @@ fn rules_doc_is_current() {
         fs::write(&path, &expected).unwrap();
     }
     let found = fs::read_to_string(&path).unwrap_or_default();
-    assert!(found == expected, "docs/rules.md is out of date; regenerate it with SINGLE_ID_BLESS=1 cargo test --test spec");
+    assert!(
+        found == expected,
+        "docs/rules.md is out of date; regenerate it with SINGLE_ID_BLESS=1 cargo test --test spec"
+    );
 }

@@ -95,7 +95,7 @@ rules! {
         "The manifest annotation, config Label and index descriptors that carry id-flattening agree.";
     ANNOTATION_LABEL_MISSING = "annotation-label-missing", Warning, "ANNOTATION-LABEL",
         "When the manifest declares id-flattening, the config repeats it in `config.Labels`.";
-    ANNOTATION_MANIFEST_MISSING = "annotation-manifest-missing", Warning, "ANNOTATION-MANIFEST",
+    ANNOTATION_MANIFEST_MISSING = "annotation-manifest-missing", Error, "ANNOTATION-MANIFEST",
         "When a Label or index descriptor declares id-flattening, the manifest declares it too.";
     ANNOTATION_ABSENT = "annotation-absent", Note, "ANNOTATION-DEFAULT",
         "The image declares no id-flattening value, so consumers treat it as `allowed`.";
