@@ -64,14 +64,23 @@ impl Image {
     }
 }
 
+/// What the walk found: images, and blobs that are not interpreted (the
+/// targets of unknown descriptors, the blobs of artifacts) but must still
+/// be present and intact (OCI-BLOB-PRESENT, OCI-BLOB-INTEGRITY).
+#[derive(Default)]
+pub struct Walk {
+    pub images: Vec<Image>,
+    pub opaque: Vec<(Descriptor, Location)>,
+}
+
 /// Every image of the layout, or those whose `ref.name` is `selected`.
 /// A selection that names no image is an error: the user asked for
 /// something that is not there.
-pub fn images(layout: &Layout, selected: Option<&str>, f: &mut Findings) -> Result<Vec<Image>, Error> {
+pub fn walk(layout: &Layout, selected: Option<&str>, f: &mut Findings) -> Result<Walk, Error> {
     let Some(index) = layout_rules::read_index(layout, f) else {
-        return Ok(Vec::new());
+        return Ok(Walk::default());
     };
-    let mut walker = Walker { layout, f, out: Vec::new() };
+    let mut walker = Walker { layout, f, out: Walk::default() };
     let mut refs = Vec::new();
     for (i, desc) in index.manifests().iter().enumerate() {
         let ref_name = desc.annotations().as_ref().and_then(|a| a.get(REF_NAME));
@@ -104,7 +113,7 @@ pub fn images(layout: &Layout, selected: Option<&str>, f: &mut Findings) -> Resu
 struct Walker<'a> {
     layout: &'a Layout,
     f: &'a mut Findings,
-    out: Vec<Image>,
+    out: Walk,
 }
 
 impl Walker<'_> {
@@ -121,11 +130,13 @@ impl Walker<'_> {
             MediaType::Other(t) if t == DOCKER_LIST => self.visit_index(entry, name, chain, loc),
             MediaType::ImageManifest => self.visit_manifest(entry, name, chain),
             MediaType::Other(t) if t == DOCKER_MANIFEST => self.visit_manifest(entry, name, chain),
-            other => self.f.push(
-                &DESCRIPTOR_SKIPPED,
-                loc,
-                format!("entry of media type `{other}` is not an image or index; skipped"),
-            ),
+            other => {
+                let message = format!(
+                    "entry of media type `{other}` is not an image or index; its blob is only checked for integrity"
+                );
+                self.f.push(&DESCRIPTOR_SKIPPED, loc.clone(), message);
+                self.out.opaque.push((entry.descriptor.clone(), loc));
+            }
         }
     }
 
@@ -190,8 +201,12 @@ impl Walker<'_> {
             self.f.push(
                 &DESCRIPTOR_SKIPPED,
                 doc_loc.with_pointer("/config/mediaType"),
-                format!("config of media type `{what}`: an artifact, not an image; skipped"),
+                format!(
+                    "config of media type `{what}`: an artifact, not an image; its blobs are only checked for integrity"
+                ),
             );
+            let blobs = std::iter::once(config_desc).chain(manifest.layers());
+            self.out.opaque.extend(blobs.map(|d| (d.clone(), loc.clone())));
             return;
         }
         let config_loc = Location { file: Some(blob_path(config_desc.digest())), ..loc };
@@ -199,6 +214,6 @@ impl Walker<'_> {
             .and_then(|b| document::parse::<ImageConfiguration>(&b, "image config", &config_loc, self.f));
         let mut path = chain.to_vec();
         path.push(entry);
-        self.out.push(Image { name, path, manifest, config });
+        self.out.images.push(Image { name, path, manifest, config });
     }
 }

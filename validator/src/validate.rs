@@ -33,7 +33,7 @@ pub fn validate(reference: &Reference, target: String) -> Result<Report, Error> 
     let layout = open_layout(reference)?;
     let mut f = Findings::default();
     layout_rules::check_oci_layout(&layout, &mut f);
-    let images = image::images(&layout, reference.ref_name.as_deref(), &mut f)?;
+    let image::Walk { images, opaque } = image::walk(&layout, reference.ref_name.as_deref(), &mut f)?;
     let mut summaries = Vec::new();
     for image in &images {
         let declarations = annotation::check(&sources(image), &image.location(), &mut f);
@@ -43,7 +43,7 @@ pub fn validate(reference: &Reference, target: String) -> Result<Report, Error> 
             id_flattening: declarations,
         });
     }
-    for layer_findings in verify_layers(&layout, &images) {
+    for layer_findings in verify_blobs(&layout, &images, opaque) {
         f.extend(layer_findings);
     }
     Ok(Report::new(target, summaries, f.into_vec()))
@@ -76,13 +76,15 @@ fn sources(image: &Image) -> Vec<annotation::Source<'_>> {
     out
 }
 
-/// Streams every distinct layer blob once, on all cores; findings come back
-/// in layer order so output does not depend on scheduling.
-fn verify_layers(layout: &Layout, images: &[Image]) -> Vec<Findings> {
+/// Streams every distinct layer (and uninterpreted) blob once, on all
+/// cores; findings come back in job order so output does not depend on
+/// scheduling.
+fn verify_blobs(layout: &Layout, images: &[Image], opaque: Vec<(Descriptor, Location)>) -> Vec<Findings> {
     let mut seen = HashSet::new();
-    let jobs: Vec<(&Descriptor, Location)> = images
+    let jobs: Vec<(Descriptor, Location)> = images
         .iter()
-        .flat_map(|img| img.manifest.layers().iter().map(move |l| (l, img.location())))
+        .flat_map(|img| img.manifest.layers().iter().map(move |l| (l.clone(), img.location())))
+        .chain(opaque)
         .filter(|(l, _)| seen.insert(l.digest().to_string()))
         .collect();
     let next = AtomicUsize::new(0);

@@ -160,7 +160,7 @@ fn label_or_index_without_manifest_and_absent_value() {
     label_only.label_value = Some("flattened".into());
     dir.add_image(&label_only);
     dir.add_image(&ImageSpec::declared("absent", None));
-    let doc = check(&t, &["image"], 0, "placement");
+    let doc = check(&t, &["image"], 1, "placement");
     assert_eq!(rules_of(&doc), ["annotation-manifest-missing", "annotation-absent"]);
     assert_eq!(doc["images"][1]["idFlattening"]["effective"], "allowed");
 }
@@ -236,9 +236,14 @@ fn artifacts_are_skipped_not_failed() {
         &json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json", "artifactType": "application/example", "config": empty, "layers": []}),
     );
     dir.add(sig);
-    dir.add(json!({"mediaType": "application/vnd.example.thing", "digest": support::sha256(b"x"), "size": 1}));
+    let thing = dir.blob("application/vnd.example.thing", b"x");
+    dir.add(thing.clone());
     let doc = check(&t, &["image"], 0, "artifacts");
     assert_eq!(rules_of(&doc), ["descriptor-skipped", "descriptor-skipped"]);
+    // Not interpreted, but still required to be present and intact.
+    fs::write(dir.blob_file(thing["digest"].as_str().unwrap()), b"y").unwrap();
+    let doc = t.run(&["validate", "--format", "json", "image"]).json();
+    assert_eq!(rules_of(&doc), ["descriptor-skipped", "descriptor-skipped", "blob-digest"]);
 }
 
 #[test]
