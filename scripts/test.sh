@@ -28,4 +28,10 @@ for pair in "${required[@]}"; do
   command -v "${pair%%:*}" >/dev/null || { echo "error: ${pair%%:*} is still missing after installing ${pair#*:}" >&2; exit 1; }
 done
 
-exec cargo test --workspace --locked "$@"
+# The last line totals every test binary's "test result" line, so that a
+# reader (or CI) sees one count for the whole run.
+set -o pipefail
+cargo test --workspace --locked --all-targets "$@" 2>&1 | awk '
+  { print }
+  /^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+  END { printf "\ntotal: %d passed, %d failed\n", p, f }'

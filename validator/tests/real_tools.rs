@@ -44,7 +44,10 @@ fn umoci_layout_and_skopeo_archive_validate_clean() {
 fn skopeo_zstd_layers_validate_clean() {
     let t = TestDir::new();
     umoci_image(&t);
-    t.tool("skopeo", &["copy", "-q", "--dest-compress", "--dest-compress-format", "zstd", "oci:img:latest", "oci:z:latest"]);
+    t.tool(
+        "skopeo",
+        &["copy", "-q", "--dest-compress", "--dest-compress-format", "zstd", "oci:img:latest", "oci:z:latest"],
+    );
     let manifest_digest = {
         let index: serde_json::Value = serde_json::from_slice(&std::fs::read(t.join("z/index.json")).unwrap()).unwrap();
         index["manifests"][0]["digest"].as_str().unwrap().trim_start_matches("sha256:").to_string()
