@@ -75,6 +75,11 @@ impl<R: Read> HashingReader<R> {
         self.count
     }
 
+    /// The inner reader, and the digest and count of what was read so far.
+    pub fn into_parts(self) -> (R, Option<String>, u64) {
+        (self.inner, self.hasher.map(Hasher::finish), self.count)
+    }
+
     /// The digest (if hashing) and byte count of what was read so far.
     pub fn finish(self) -> (Option<String>, u64) {
         (self.hasher.map(Hasher::finish), self.count)

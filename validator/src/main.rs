@@ -32,6 +32,9 @@ enum Command {
         /// Fail (exit 1) on warnings as well as errors.
         #[arg(long)]
         strict: bool,
+        /// Example paths listed per grouped finding.
+        #[arg(long, value_name = "N", default_value_t = 5)]
+        max_examples: usize,
     },
     /// List every rule with its severity and the spec clause it enforces.
     Rules,
@@ -47,9 +50,10 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Validate { image, ref_name, format, strict } => {
+        Command::Validate { image, ref_name, format, strict, max_examples } => {
+            let options = single_id::validate::Options { max_examples };
             let report = Reference::parse(&image, ref_name.as_deref())
-                .and_then(|r| single_id::validate::validate(&r, image.clone()));
+                .and_then(|r| single_id::validate::validate(&r, image.clone(), &options));
             let report = match report {
                 Ok(r) => r,
                 Err(e) => {

@@ -27,6 +27,12 @@ pub struct Location {
     /// JSON pointer into that file, when the fault is one value.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pointer: Option<String>,
+    /// Position of the layer in the manifest, counting from 0.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub layer: Option<usize>,
+    /// Path inside the layer, escaped (the first example of a group).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
 }
 
 impl Location {
@@ -49,6 +55,19 @@ pub struct Finding {
     pub clause: &'static str,
     pub message: String,
     pub location: Location,
+    /// How many occurrences this finding stands for (layer findings are
+    /// grouped per rule and layer; everything else counts 1).
+    pub count: u64,
+    /// Some of the paths concerned, at most `--max-examples`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub examples: Vec<Example>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Example {
+    pub path: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 fn rule_id<S: serde::Serializer>(rule: &&'static Rule, s: S) -> Result<S::Ok, S::Error> {
@@ -87,7 +106,19 @@ pub struct Findings(Vec<Finding>);
 
 impl Findings {
     pub fn push(&mut self, rule: &'static Rule, location: Location, message: impl Into<String>) {
-        self.0.push(Finding { rule, severity: rule.severity, clause: rule.clause, message: message.into(), location });
+        self.0.push(Finding {
+            rule,
+            severity: rule.severity,
+            clause: rule.clause,
+            message: message.into(),
+            location,
+            count: 1,
+            examples: Vec::new(),
+        });
+    }
+
+    pub fn push_finding(&mut self, finding: Finding) {
+        self.0.push(finding);
     }
 
     pub fn extend(&mut self, other: Findings) {
@@ -115,5 +146,52 @@ impl Report {
     /// The most severe finding, if any.
     pub fn worst(&self) -> Option<Severity> {
         self.findings.iter().map(|f| f.severity).max()
+    }
+}
+
+/// Groups per-entry findings by rule and message so that a layer with
+/// 200,000 offending entries yields one finding with a count and a few
+/// example paths: memory is bounded by the number of distinct messages.
+pub struct Groups {
+    max_examples: usize,
+    groups: Vec<Finding>,
+    index: std::collections::HashMap<(&'static str, String), usize>,
+}
+
+impl Groups {
+    pub fn new(max_examples: usize) -> Self {
+        Groups { max_examples, groups: Vec::new(), index: Default::default() }
+    }
+
+    /// Counts one occurrence at `path`; `message` must not name the path
+    /// (it is the grouping key), `detail` may.
+    pub fn add(&mut self, rule: &'static Rule, at: &Location, message: String, path: String, detail: Option<String>) {
+        let key = (rule.id, message);
+        let i = match self.index.get(&key) {
+            Some(&i) => i,
+            None => {
+                let location = Location { path: Some(path.clone()), ..at.clone() };
+                self.groups.push(Finding {
+                    rule,
+                    severity: rule.severity,
+                    clause: rule.clause,
+                    message: key.1.clone(),
+                    location,
+                    count: 0,
+                    examples: Vec::new(),
+                });
+                self.index.insert(key, self.groups.len() - 1);
+                self.groups.len() - 1
+            }
+        };
+        let g = &mut self.groups[i];
+        g.count += 1;
+        if g.examples.len() < self.max_examples {
+            g.examples.push(Example { path, detail });
+        }
+    }
+
+    pub fn into_findings(self) -> Vec<Finding> {
+        self.groups
     }
 }

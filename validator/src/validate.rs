@@ -1,17 +1,27 @@
-//! `single-id validate`: layout → images → blobs and rules → report.
+//! `single-id validate`: layout → images → layer streams and rules → report.
 
-use std::collections::HashSet;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::thread;
-
-use oci_spec::image::Descriptor;
+use std::hash::RandomState;
 
 use crate::error::Error;
 use crate::image::{self, Image};
 use crate::layout::Layout;
 use crate::reference::{Kind, Reference};
 use crate::report::{Findings, ImageSummary, Location, Report};
-use crate::rules::{annotation, blob, layout as layout_rules};
+use crate::rules::producer::{self, LayerFacts};
+use crate::rules::{DIFF_ID, LAYER_HARDLINK, annotation, layer, layout as layout_rules};
+use crate::scan::{self, Job, LayerScan};
+
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Example paths kept per grouped finding.
+    pub max_examples: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { max_examples: 5 }
+    }
+}
 
 /// Opens the layout an IMAGE reference names.
 pub fn open_layout(reference: &Reference) -> Result<Layout, Error> {
@@ -29,24 +39,102 @@ pub fn open_layout(reference: &Reference) -> Result<Layout, Error> {
 
 /// Validates the image(s) `reference` names. `target` is how the user
 /// spelled it, echoed in the report.
-pub fn validate(reference: &Reference, target: String) -> Result<Report, Error> {
+pub fn validate(reference: &Reference, target: String, options: &Options) -> Result<Report, Error> {
     let layout = open_layout(reference)?;
     let mut f = Findings::default();
     layout_rules::check_oci_layout(&layout, &mut f);
     let image::Walk { images, opaque } = image::walk(&layout, reference.ref_name.as_deref(), &mut f)?;
+
+    let mut jobs = scan::layer_jobs(&images);
+    jobs.extend(opaque.into_iter().map(|(descriptor, location)| Job { descriptor, location, read_tar: false }));
+    let keys = RandomState::new();
+    let mut scans = scan::run(&layout, &jobs, &keys, options.max_examples);
+
     let mut summaries = Vec::new();
     for image in &images {
         let declarations = annotation::check(&sources(image), &image.location(), &mut f);
+        let layers: Vec<Option<&LayerScan>> =
+            image.manifest.layers().iter().map(|l| scans.get(&l.digest().to_string())).collect();
+        check_diff_ids(image, &layers, &mut f);
+        check_lower_links(image, &layers, &keys, &mut f);
+        if layers.iter().all(|l| l.is_some_and(|l| l.stats.is_some())) {
+            let facts: Vec<LayerFacts<'_>> = layers
+                .iter()
+                .enumerate()
+                .map(|(i, l)| LayerFacts {
+                    stats: l.and_then(|l| l.stats.as_ref()).expect("checked above"),
+                    at: layer_location(image, i),
+                })
+                .collect();
+            let user = image.config.as_ref().and_then(|c| c.config().as_ref()).and_then(|c| c.user().as_deref());
+            let config_at = Location { file: Some(image.config_file()), ..image.location() };
+            if image.config.is_some() {
+                producer::check(
+                    declarations.effective,
+                    &facts,
+                    user,
+                    &image.location(),
+                    &config_at,
+                    options.max_examples,
+                    &mut f,
+                );
+            }
+        }
         summaries.push(ImageSummary {
             name: image.name.clone(),
             manifest: image.descriptor().digest().to_string(),
             id_flattening: declarations,
         });
     }
-    for layer_findings in verify_blobs(&layout, &images, opaque) {
-        f.extend(layer_findings);
+    // Layer findings once per distinct blob, in job order.
+    for job in &jobs {
+        if let Some(scan) = scans.remove(&job.descriptor.digest().to_string()) {
+            for finding in scan.findings {
+                f.push_finding(finding);
+            }
+        }
     }
     Ok(Report::new(target, summaries, f.into_vec()))
+}
+
+fn layer_location(image: &Image, i: usize) -> Location {
+    let digest = image.manifest.layers()[i].digest();
+    Location {
+        layer: Some(i),
+        blob: Some(digest.to_string()),
+        file: Some(crate::layout::blob_path(digest)),
+        ..image.location()
+    }
+}
+
+/// OCI-DIFF-ID: one diff_id per layer, each the sha256 of the uncompressed layer.
+fn check_diff_ids(image: &Image, layers: &[Option<&LayerScan>], f: &mut Findings) {
+    let Some(config) = &image.config else { return };
+    let diff_ids = config.rootfs().diff_ids();
+    let at = Location { file: Some(image.config_file()), ..image.location() };
+    if diff_ids.len() != layers.len() {
+        let message = format!("config lists {} diff_ids but the manifest has {} layers", diff_ids.len(), layers.len());
+        f.push(&DIFF_ID, at.clone().with_pointer("/rootfs/diff_ids"), message);
+    }
+    for (i, (scan, expected)) in layers.iter().zip(diff_ids).enumerate() {
+        if let Some(found) = scan.and_then(|s| s.diff_id.as_ref()) {
+            if found != expected {
+                let message = format!("layer {i} decompresses to {found}, but the config says {expected}");
+                f.push(&DIFF_ID, at.clone().with_pointer(format!("/rootfs/diff_ids/{i}")), message);
+            }
+        }
+    }
+}
+
+/// OCI-LAYER-HARDLINKS across layers.
+fn check_lower_links(image: &Image, layers: &[Option<&LayerScan>], keys: &RandomState, f: &mut Findings) {
+    let Some(links) = layers.iter().map(|l| l.and_then(|l| l.links.as_ref())).collect::<Option<Vec<_>>>() else {
+        return;
+    };
+    layer::check_lower_links(keys, &links, &mut |i, problem, example| {
+        let at = Location { path: example.split(" -> ").next().map(str::to_string), ..layer_location(image, i) };
+        f.push(&LAYER_HARDLINK, at, format!("{problem}: {example}"));
+    });
 }
 
 /// Every place the image may declare id-flattening: manifest first.
@@ -74,41 +162,4 @@ fn sources(image: &Image) -> Vec<annotation::Source<'_>> {
         });
     }
     out
-}
-
-/// Streams every distinct layer (and uninterpreted) blob once, on all
-/// cores; findings come back in job order so output does not depend on
-/// scheduling.
-fn verify_blobs(layout: &Layout, images: &[Image], opaque: Vec<(Descriptor, Location)>) -> Vec<Findings> {
-    let mut seen = HashSet::new();
-    let jobs: Vec<(Descriptor, Location)> = images
-        .iter()
-        .flat_map(|img| img.manifest.layers().iter().map(move |l| (l.clone(), img.location())))
-        .chain(opaque)
-        .filter(|(l, _)| seen.insert(l.digest().to_string()))
-        .collect();
-    let next = AtomicUsize::new(0);
-    let workers = thread::available_parallelism().map_or(1, |n| n.get()).min(jobs.len().max(1));
-    let mut results: Vec<(usize, Findings)> = thread::scope(|s| {
-        let handles: Vec<_> = (0..workers)
-            .map(|_| {
-                s.spawn(|| {
-                    let mut done = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some((desc, loc)) = jobs.get(i) else {
-                            break;
-                        };
-                        let mut f = Findings::default();
-                        blob::verify_stream(layout, desc, loc, &mut f);
-                        done.push((i, f));
-                    }
-                    done
-                })
-            })
-            .collect();
-        handles.into_iter().flat_map(|h| h.join().expect("layer worker panicked")).collect()
-    });
-    results.sort_by_key(|(i, _)| *i);
-    results.into_iter().map(|(_, f)| f).collect()
 }

@@ -100,7 +100,7 @@ fn corrupted_layer_blob() {
     bytes[mid] ^= 0xff;
     fs::write(&path, bytes).unwrap();
     let doc = check(&t, &["image"], 1, "corrupted-layer");
-    assert_eq!(rules_of(&doc), ["blob-digest"]);
+    assert_eq!(rules_of(&doc), ["blob-digest", "layer-unreadable"]);
     assert_eq!(doc["findings"][0]["location"]["blob"], layer);
 }
 

@@ -44,6 +44,21 @@ pub fn render(report: &Report) -> String {
             if let Some(at) = where_(&f.location) {
                 let _ = writeln!(out, "    at {at}");
             }
+            if let (Some(path), true) = (&f.location.path, f.examples.is_empty()) {
+                let _ = writeln!(out, "    path {path}");
+            }
+            if !f.examples.is_empty() {
+                let more = f.count.saturating_sub(f.examples.len() as u64);
+                let tail = if more > 0 { format!(" (and {more} more)") } else { String::new() };
+                let _ = writeln!(out, "    {} {}{tail}:", f.count, if f.count == 1 { "entry" } else { "entries" });
+                for e in &f.examples {
+                    match &e.detail {
+                        Some(d) => writeln!(out, "      {}  ({d})", e.path),
+                        None => writeln!(out, "      {}", e.path),
+                    }
+                    .expect("writing to a String cannot fail");
+                }
+            }
             let _ = writeln!(out, "    spec {}", f.rule.clause);
         }
     }
@@ -64,11 +79,14 @@ pub fn render(report: &Report) -> String {
 }
 
 fn where_(loc: &Location) -> Option<String> {
-    let file = loc.file.as_deref()?;
-    Some(match &loc.pointer {
-        Some(p) => format!("{file} {p}"),
-        None => file.to_string(),
-    })
+    let mut at = loc.file.clone()?;
+    if let Some(p) = &loc.pointer {
+        at.push_str(&format!(" {p}"));
+    }
+    if let Some(i) = loc.layer {
+        at.push_str(&format!(" (layer {i})"));
+    }
+    Some(at)
 }
 
 fn plural(n: usize) -> &'static str {

@@ -7,7 +7,9 @@
 pub mod annotation;
 pub mod blob;
 pub mod document;
+pub mod layer;
 pub mod layout;
+pub mod producer;
 
 use serde::Serialize;
 
@@ -99,6 +101,50 @@ rules! {
         "When a Label or index descriptor declares id-flattening, the manifest declares it too.";
     ANNOTATION_ABSENT = "annotation-absent", Note, "ANNOTATION-DEFAULT",
         "The image declares no id-flattening value, so consumers treat it as `allowed`.";
+    LAYER_MEDIA_TYPE = "layer-media-type", Warning, "OCI-LAYER-READABLE",
+        "The layer's media type is one this tool can decompress and read; otherwise only the blob is verified.";
+    LAYER_UNREADABLE = "layer-unreadable", Error, "OCI-LAYER-READABLE",
+        "The layer decompresses and parses as tar to its end (no truncation, corrupt compression or broken header).";
+    LAYER_TRAILING_DATA = "layer-trailing-data", Error, "OCI-LAYER-READABLE",
+        "Nothing but zero blocks follows the tar end-of-archive marker.";
+    LAYER_END_MARKER = "layer-end-marker", Warning, "OCI-LAYER-READABLE",
+        "The tar stream ends with an end-of-archive marker rather than just stopping.";
+    LAYER_HEADER_FIELD = "layer-header-field", Error, "OCI-LAYER-READABLE",
+        "Every numeric header field and PAX record of an entry can be read (no garbled or negative numbers).";
+    LAYER_PAX_MISMATCH = "layer-pax-mismatch", Warning, "PRODUCER-PAX-CONSISTENT",
+        "A PAX record and the header field it overrides agree, and no PAX global header sets entry fields.";
+    LAYER_ID_RANGE = "layer-id-range", Warning, "PRODUCER-ID-RANGE",
+        "Every UID and GID fits the 32-bit IDs that Linux consumers can represent.";
+    DIFF_ID = "diff-id", Error, "OCI-DIFF-ID",
+        "The sha256 of each uncompressed layer equals its entry in the config's `rootfs.diff_ids`, and the counts agree.";
+    LAYER_PATH_ESCAPE = "layer-path-escape", Error, "OCI-LAYER-PATHS",
+        "No entry name or hardlink target climbs above the root with `..`.";
+    LAYER_PATH_ABSOLUTE = "layer-path-absolute", Warning, "OCI-LAYER-PATHS",
+        "Entry names are relative; consumers strip a leading `/`, but tools disagree on other details.";
+    LAYER_DUPLICATE = "layer-duplicate", Error, "OCI-LAYER-DUPLICATES",
+        "No two entries of one layer have the same normalised path.";
+    LAYER_HARDLINK = "layer-hardlink", Error, "OCI-LAYER-HARDLINKS",
+        "Every hardlink targets a non-directory present earlier in the layer or in a lower layer.";
+    LAYER_WHITEOUT = "layer-whiteout", Error, "OCI-LAYER-WHITEOUTS",
+        "Every `.wh.` name is a valid whiteout: not bare, not `.wh..`, only as the last component.";
+    LAYER_WHITEOUT_CONTENT = "layer-whiteout-content", Warning, "OCI-LAYER-WHITEOUTS",
+        "Whiteouts are empty regular files; consumers ignore their content, type and mode.";
+    FLATTENED_SINGLE_ID = "flattened-single-id", Error, "PRODUCER-SINGLE-ID",
+        "A `flattened` image records one UID and one GID across every entry of every layer.";
+    FLATTENED_ROOT_IDS = "flattened-root-ids", Warning, "PRODUCER-ROOT-IDS",
+        "The single UID and GID of a `flattened` image are 0:0.";
+    FLATTENED_NAMES = "flattened-names", Error, "PRODUCER-NAMES",
+        "Every uname and gname of a `flattened` image is empty or `root`.";
+    FLATTENED_SETID = "flattened-setid", Error, "PRODUCER-NO-SETID",
+        "No entry of a `flattened` image has the setuid or setgid bit.";
+    FLATTENED_DEVICES = "flattened-devices", Warning, "PRODUCER-NO-DEVICES",
+        "A `flattened` image contains no character or block devices.";
+    FLATTENED_ID_XATTRS = "flattened-id-xattrs", Warning, "PRODUCER-NO-ID-XATTRS",
+        "No entry of a `flattened` image carries `security.capability`, `user.rootlesscontainers` or an ACL.";
+    FLATTENED_CONFIG_USER = "flattened-config-user", Error, "PRODUCER-CONFIG-USER",
+        "The config of a `flattened` image has `config.User` empty, `root`, `0` or `0:0`.";
+    CAUTION_CANDIDATE = "caution-candidate", Note, "PRODUCER-DECLARE-CAUTION",
+        "An image not declared `caution` has set-ID files or runs as a non-root user, which flattening changes.";
 }
 
 /// Looks a rule up by identifier.

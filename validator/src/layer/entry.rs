@@ -1,0 +1,221 @@
+//! One tar entry as the rules see it: PAX and GNU extensions applied, raw
+//! bytes kept, and every field that could not be read recorded as a problem
+//! instead of stopping the scan.
+
+use std::io::Read;
+
+use tar::EntryType;
+
+use super::path::{Climbs, Normal};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    File,
+    Hardlink,
+    Symlink,
+    Char,
+    Block,
+    Dir,
+    Fifo,
+    /// A PAX global header (`g`): not a file, but carried as an entry.
+    Global,
+    /// Any other typeflag, with its byte.
+    Other(u8),
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::File => "regular file",
+            Kind::Hardlink => "hard link",
+            Kind::Symlink => "symbolic link",
+            Kind::Char => "character device",
+            Kind::Block => "block device",
+            Kind::Dir => "directory",
+            Kind::Fifo => "FIFO",
+            Kind::Global => "PAX global header",
+            Kind::Other(_) => "entry of unknown type",
+        }
+    }
+
+    pub fn is_device(self) -> bool {
+        matches!(self, Kind::Char | Kind::Block)
+    }
+}
+
+/// A field that could not be read as the tar formats define it, or (when
+/// `mismatch`) a PAX record that contradicts the header field it overrides.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    pub field: &'static str,
+    pub detail: String,
+    pub mismatch: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct Entry {
+    /// The name as recorded (after PAX `path` / GNU long names).
+    pub raw_path: Vec<u8>,
+    pub path: Result<Normal, Climbs>,
+    pub kind: Kind,
+    /// Permission and set-ID bits (07777); 0 when unreadable.
+    pub mode: u32,
+    pub uid: u64,
+    pub gid: u64,
+    /// User and group names (PAX `uname`/`gname` override the header).
+    pub uname: Vec<u8>,
+    pub gname: Vec<u8>,
+    pub size: u64,
+    /// Link target as recorded, for hard and symbolic links.
+    pub link: Option<Vec<u8>>,
+    /// Extended attribute names and values (`SCHILY.xattr.*`, `LIBARCHIVE.xattr.*`).
+    pub xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+    /// POSIX ACL records (`SCHILY.acl.*`), which name IDs.
+    pub has_acl: bool,
+    pub mtime: u64,
+    pub problems: Vec<Problem>,
+}
+
+/// Upper bound for a PAX extended header kept in memory; real ones are a
+/// few hundred bytes (larger ones carry big xattrs).
+pub const PAX_LIMIT: usize = 1 << 20;
+
+impl Entry {
+    pub fn read<R: Read>(e: &mut tar::Entry<'_, R>) -> Entry {
+        let mut problems = Vec::new();
+        let h = e.header();
+        let kind = match h.entry_type() {
+            EntryType::Regular | EntryType::Continuous => Kind::File,
+            EntryType::Link => Kind::Hardlink,
+            EntryType::Symlink => Kind::Symlink,
+            EntryType::Char => Kind::Char,
+            EntryType::Block => Kind::Block,
+            EntryType::Directory => Kind::Dir,
+            EntryType::Fifo => Kind::Fifo,
+            EntryType::XGlobalHeader => Kind::Global,
+            other => Kind::Other(other.as_byte()),
+        };
+        let mut field = |name: &'static str, r: std::io::Result<u64>| {
+            r.unwrap_or_else(|err| {
+                problems.push(Problem { field: name, detail: err.to_string(), mismatch: false });
+                0
+            })
+        };
+        let mode = field("mode", h.mode().map(u64::from)) as u32 & 0o7777;
+        let uid = field("uid", h.uid());
+        let gid = field("gid", h.gid());
+        let mtime = field("mtime", h.mtime());
+        let header_size = field("size", h.entry_size());
+        let size = e.size();
+        let uname = h.username_bytes().unwrap_or_default().to_vec();
+        let gname = h.groupname_bytes().unwrap_or_default().to_vec();
+        let raw_path = e.path_bytes().into_owned();
+        let link = e.link_name_bytes().map(|l| l.into_owned());
+        let mut entry = Entry {
+            path: Normal::parse(&raw_path),
+            raw_path,
+            kind,
+            mode,
+            uid,
+            gid,
+            uname,
+            gname,
+            size,
+            link,
+            xattrs: Vec::new(),
+            has_acl: false,
+            mtime,
+            problems,
+        };
+        if size != header_size && header_size != 0 {
+            entry.problems.push(Problem {
+                field: "size",
+                detail: format!("PAX size {size} disagrees with the header's {header_size}"),
+                mismatch: true,
+            });
+        }
+        entry.apply_pax(e);
+        entry
+    }
+
+    /// Reads what the tar crate leaves to its caller from the PAX records:
+    /// names, xattrs, and the validity of the numbers it applied silently.
+    fn apply_pax<R: Read>(&mut self, e: &mut tar::Entry<'_, R>) {
+        let pax = match e.pax_extensions() {
+            Ok(Some(p)) => p,
+            Ok(None) => return,
+            Err(err) => {
+                self.problems.push(Problem { field: "pax", detail: err.to_string(), mismatch: false });
+                return;
+            }
+        };
+        for record in pax {
+            let record = match record {
+                Ok(r) => r,
+                Err(err) => {
+                    self.problems.push(Problem {
+                        field: "pax",
+                        detail: format!("malformed record: {err}"),
+                        mismatch: false,
+                    });
+                    break;
+                }
+            };
+            let (key, value) = (record.key_bytes(), record.value_bytes());
+            match key {
+                b"uname" => self.uname = value.to_vec(),
+                b"gname" => self.gname = value.to_vec(),
+                b"uid" | b"gid" | b"size" => {
+                    // tar applies these only when they parse; say when not.
+                    let text = std::str::from_utf8(value).unwrap_or("");
+                    if text.parse::<u64>().is_err() {
+                        let field = if key == b"uid" {
+                            "uid"
+                        } else if key == b"gid" {
+                            "gid"
+                        } else {
+                            "size"
+                        };
+                        self.problems.push(Problem {
+                            field,
+                            detail: format!(
+                                "PAX {field} {:?} is not a non-negative integer",
+                                super::path::escape(value)
+                            ),
+                            mismatch: false,
+                        });
+                    }
+                }
+                b"mtime" => {
+                    let text = std::str::from_utf8(value).unwrap_or("");
+                    match text.split('.').next().and_then(|s| s.parse::<i64>().ok()) {
+                        Some(t) if t >= 0 => self.mtime = t as u64,
+                        Some(_) => {}
+                        None => self.problems.push(Problem {
+                            field: "mtime",
+                            detail: format!("PAX mtime {:?} is not a number", super::path::escape(value)),
+                            mismatch: false,
+                        }),
+                    }
+                }
+                _ => {
+                    if let Some(name) =
+                        key.strip_prefix(b"SCHILY.xattr.").or_else(|| key.strip_prefix(b"LIBARCHIVE.xattr."))
+                    {
+                        self.xattrs.push((name.to_vec(), value.to_vec()));
+                    } else if key.starts_with(b"SCHILY.acl.") {
+                        self.has_acl = true;
+                    }
+                }
+            }
+        }
+    }
+
+    pub fn display_path(&self) -> String {
+        super::path::escape(&self.raw_path)
+    }
+
+    pub fn has_xattr(&self, name: &[u8]) -> bool {
+        self.xattrs.iter().any(|(n, _)| n == name)
+    }
+}

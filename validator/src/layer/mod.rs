@@ -1,0 +1,235 @@
+//! The layer stream: one pass over a layer blob that hashes the compressed
+//! bytes (blob digest), decompresses, hashes the uncompressed bytes (diff
+//! ID) and reads every tar entry, handing each to a [`Sink`]. Validate,
+//! inspect, flatten and unpack all read layers through here.
+
+pub mod entry;
+pub mod path;
+
+use std::fmt;
+use std::io::{self, BufReader, Read};
+
+use flate2::bufread::MultiGzDecoder;
+use oci_spec::image::MediaType;
+
+pub use entry::{Entry, Kind};
+
+use crate::digest::{DigestAlgorithm, Hasher, HashingReader};
+
+/// How a layer blob is compressed, from its media type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    Gzip,
+    Zstd,
+}
+
+impl Compression {
+    /// `None` for a media type that is not a layer this tool can read.
+    pub fn of(media_type: &MediaType) -> Option<Compression> {
+        use MediaType::*;
+        Some(match media_type {
+            ImageLayer | ImageLayerNonDistributable => Compression::None,
+            ImageLayerGzip | ImageLayerNonDistributableGzip => Compression::Gzip,
+            ImageLayerZstd | ImageLayerNonDistributableZstd => Compression::Zstd,
+            Other(t) => match t.as_str() {
+                "application/vnd.docker.image.rootfs.diff.tar.gzip"
+                | "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip" => Compression::Gzip,
+                "application/vnd.docker.image.rootfs.diff.tar" => Compression::None,
+                "application/vnd.docker.image.rootfs.diff.tar.zstd" => Compression::Zstd,
+                _ => return None,
+            },
+            _ => return None,
+        })
+    }
+}
+
+/// Receives the entries of a layer in stream order.
+pub trait Sink {
+    /// `data` reads the entry's content; a sink that does not need it
+    /// leaves it, and the reader skips it.
+    fn entry(&mut self, entry: &Entry, data: &mut dyn Read) -> Result<(), SinkError>;
+}
+
+/// A sink that cannot go on (an unpack that failed to write, say).
+#[derive(Debug)]
+pub struct SinkError(pub String);
+
+impl<A: Sink, B: Sink> Sink for (A, B) {
+    fn entry(&mut self, entry: &Entry, data: &mut dyn Read) -> Result<(), SinkError> {
+        self.0.entry(entry, data)?;
+        self.1.entry(entry, data)
+    }
+}
+
+/// The compressed side of a layer stream: what was read from the blob.
+pub type BlobReader = HashingReader<Box<dyn Read + Send>>;
+
+enum Decoder<R: io::BufRead> {
+    Plain(R),
+    Gzip(Box<MultiGzDecoder<R>>),
+    Zstd(zstd::stream::zio::Reader<R, zstd::stream::raw::Decoder<'static>>),
+}
+
+impl<R: io::BufRead> Decoder<R> {
+    /// Gives `inner` back when the decoder cannot be made, so the blob can
+    /// still be read to its end and verified.
+    fn new(inner: R, c: Compression) -> Result<Self, (io::Error, R)> {
+        Ok(match c {
+            Compression::None => Decoder::Plain(inner),
+            Compression::Gzip => Decoder::Gzip(Box::new(MultiGzDecoder::new(inner))),
+            // zstd's default cap on the window (128 MiB) bounds memory.
+            Compression::Zstd => match zstd::stream::raw::Decoder::new() {
+                Ok(op) => Decoder::Zstd(zstd::stream::zio::Reader::new(inner, op)),
+                Err(e) => return Err((e, inner)),
+            },
+        })
+    }
+
+    fn into_inner(self) -> R {
+        match self {
+            Decoder::Plain(r) => r,
+            Decoder::Gzip(d) => d.into_inner(),
+            Decoder::Zstd(d) => d.into_inner(),
+        }
+    }
+}
+
+impl<R: io::BufRead> Read for Decoder<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Decoder::Plain(r) => r.read(buf),
+            Decoder::Gzip(d) => d.read(buf),
+            Decoder::Zstd(d) => d.read(buf),
+        }
+    }
+}
+
+/// How a layer stream ended.
+pub struct Scanned {
+    /// `sha256:` digest of the uncompressed stream.
+    pub diff_id: String,
+    pub uncompressed: u64,
+    pub entries: u64,
+    /// The stream stopped without the end-of-archive marker.
+    pub missing_end_marker: bool,
+    /// Non-zero bytes after the end-of-archive marker.
+    pub trailing_data: bool,
+}
+
+/// The stream could not be read to its end.
+#[derive(Debug)]
+pub struct StreamError {
+    /// Uncompressed bytes read before the failure.
+    pub offset: u64,
+    /// The last entry read completely, if any.
+    pub after: Option<String>,
+    pub message: String,
+    /// The sink stopped the scan, not the stream.
+    pub from_sink: bool,
+}
+
+impl fmt::Display for StreamError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (at uncompressed byte {}", self.message, self.offset)?;
+        match &self.after {
+            Some(p) => write!(f, ", after entry {p})"),
+            None => f.write_str(", before the first entry)"),
+        }
+    }
+}
+
+/// Reads a whole layer. On return the blob reader has been read to its end
+/// (so its digest and size can be checked) unless the stream broke first.
+pub fn scan(
+    blob: BlobReader,
+    compression: Compression,
+    sink: &mut dyn Sink,
+) -> (BlobReader, Result<Scanned, StreamError>) {
+    let decoder = match Decoder::new(BufReader::with_capacity(1 << 16, blob), compression) {
+        Ok(d) => d,
+        Err((e, inner)) => {
+            let error = StreamError { offset: 0, after: None, message: e.to_string(), from_sink: false };
+            let mut blob = inner.into_inner();
+            let _ = io::copy(&mut blob, &mut io::sink());
+            return (blob, Err(error));
+        }
+    };
+    let diff = HashingReader::new(decoder, Hasher::new(&DigestAlgorithm::Sha256));
+    let mut archive = tar::Archive::new(diff);
+    let mut entries = 0u64;
+    let mut last: Option<String> = None;
+    // Where the last entry's data (padded) ends: if the stream stops exactly
+    // there, no end-of-archive block was read.
+    let mut end_of_last = 0u64;
+    let result = (|| -> Result<(), StreamError> {
+        let fail = |e: io::Error, last: &Option<String>, offset: u64| StreamError {
+            offset,
+            after: last.clone(),
+            message: e.to_string(),
+            from_sink: false,
+        };
+        let iter = archive.entries().map_err(|e| fail(e, &None, 0))?;
+        for item in iter {
+            let mut e = item.map_err(|e| fail(e, &last, end_of_last))?;
+            let entry = Entry::read(&mut e);
+            end_of_last = e.raw_file_position() + e.size().div_ceil(512) * 512;
+            sink.entry(&entry, &mut e).map_err(|SinkError(message)| StreamError {
+                offset: e.raw_file_position(),
+                after: last.clone(),
+                message,
+                from_sink: true,
+            })?;
+            entries += 1;
+            last = Some(entry.display_path());
+        }
+        Ok(())
+    })();
+    let mut diff = archive.into_inner();
+    let result = result.and_then(|()| {
+        let before = diff.count();
+        let trailing_data = drain_zeros(&mut diff).map_err(|e| StreamError {
+            offset: diff.count(),
+            after: last.clone(),
+            message: e.to_string(),
+            from_sink: false,
+        })?;
+        let missing_end_marker = before == end_of_last && diff.count() == before;
+        Ok((trailing_data, missing_end_marker))
+    });
+    let (decoder, diff_id, uncompressed) = diff.into_parts();
+    // Read whatever the decoder left (or, after a failure, everything not
+    // yet read) so that the blob digest covers the whole blob.
+    let mut blob = decoder.into_inner().into_inner();
+    let drained = io::copy(&mut blob, &mut io::sink());
+    let result = result.and_then(|(trailing_data, missing_end_marker)| {
+        drained.map_err(|e| StreamError {
+            offset: uncompressed,
+            after: last.clone(),
+            message: e.to_string(),
+            from_sink: false,
+        })?;
+        Ok(Scanned {
+            diff_id: diff_id.expect("sha256 is always computed"),
+            uncompressed,
+            entries,
+            missing_end_marker,
+            trailing_data,
+        })
+    });
+    (blob, result)
+}
+
+/// Reads to the end; `true` if any byte was not zero.
+fn drain_zeros(r: &mut impl Read) -> io::Result<bool> {
+    let mut buf = vec![0u8; 1 << 16];
+    let mut dirty = false;
+    loop {
+        match r.read(&mut buf) {
+            Ok(0) => return Ok(dirty),
+            Ok(n) => dirty |= buf[..n].iter().any(|b| *b != 0),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}

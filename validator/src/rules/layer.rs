@@ -1,0 +1,242 @@
+//! Rules on the entries of a layer, for every image whatever it declares:
+//! paths, duplicates, hardlinks, whiteouts, header fields (spec section
+//! "Checks of existing OCI requirements", and PRODUCER-ID-RANGE and
+//! PRODUCER-PAX-CONSISTENT).
+//!
+//! Paths are remembered as keyed 64-bit hashes, not strings: 8 bytes per
+//! entry is the one structure here that grows with the entry count, and it
+//! is what duplicate and hardlink checks need.
+
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasher, RandomState};
+use std::io::Read;
+
+use super::{
+    LAYER_DUPLICATE, LAYER_HARDLINK, LAYER_HEADER_FIELD, LAYER_ID_RANGE, LAYER_PATH_ABSOLUTE, LAYER_PATH_ESCAPE,
+    LAYER_PAX_MISMATCH, LAYER_WHITEOUT, LAYER_WHITEOUT_CONTENT,
+};
+use crate::layer::path::Normal;
+use crate::layer::{Entry, Kind, Sink, SinkError};
+use crate::report::{Groups, Location};
+
+/// Largest ID Linux can give a file: `(uid_t)-1` is reserved.
+pub const MAX_ID: u64 = u32::MAX as u64 - 1;
+
+const OPAQUE: &[u8] = b".wh..wh..opq";
+const WH: &[u8] = b".wh.";
+
+/// PAX keys that, in a global header, would change the entries after it.
+const ENTRY_KEYS: [&str; 8] = ["uid", "gid", "uname", "gname", "path", "linkpath", "size", "mtime"];
+
+/// What one layer created and removed, for hardlink checks across layers.
+#[derive(Default)]
+pub struct LinkIndex {
+    /// Path hash → is a directory, for every entry the layer creates.
+    created: HashMap<u64, bool>,
+    /// Paths the layer's whiteouts remove from lower layers.
+    removed: HashSet<u64>,
+    /// Directories the layer makes opaque.
+    opaque: HashSet<u64>,
+    /// Hardlinks whose target this layer did not create: (link, target).
+    deferred: Vec<(String, Normal)>,
+}
+
+pub struct LayerRules<'a> {
+    keys: &'a RandomState,
+    at: Location,
+    groups: Groups,
+    index: LinkIndex,
+}
+
+impl<'a> LayerRules<'a> {
+    /// `keys` must be shared by every layer of an image so hashes compare.
+    pub fn new(keys: &'a RandomState, at: Location, max_examples: usize) -> Self {
+        LayerRules { keys, at, groups: Groups::new(max_examples), index: LinkIndex::default() }
+    }
+
+    pub fn finish(self) -> (Groups, LinkIndex) {
+        (self.groups, self.index)
+    }
+
+    fn key(&self, p: &[u8]) -> u64 {
+        self.keys.hash_one(p)
+    }
+
+    fn add(&mut self, rule: &'static super::Rule, message: impl Into<String>, e: &Entry, detail: Option<String>) {
+        self.groups.add(rule, &self.at, message.into(), e.display_path(), detail);
+    }
+
+    fn whiteout(&mut self, e: &Entry, path: &Normal) {
+        let name = path.name();
+        if name == OPAQUE {
+            let dir = self.key(&path.parent().0);
+            self.index.opaque.insert(dir);
+        } else {
+            let rest = &name[WH.len()..];
+            if rest.is_empty() || rest == b"." || rest == b".." || rest.starts_with(WH) {
+                let what = if rest.is_empty() { "a bare `.wh.`" } else { "not a valid whiteout name" };
+                self.add(&LAYER_WHITEOUT, format!("whiteout entry is {what}"), e, None);
+                return;
+            }
+            let target = self.key(&path.parent().join(rest).0);
+            self.index.removed.insert(target);
+        }
+        if e.kind != Kind::File || e.size != 0 {
+            let detail = format!("{}, {} bytes", e.kind.name(), e.size);
+            self.add(&LAYER_WHITEOUT_CONTENT, "whiteout is not an empty regular file", e, Some(detail));
+        }
+    }
+
+    fn hardlink(&mut self, e: &Entry, path: &Normal) {
+        let Some(raw) = &e.link else { return };
+        let target = match Normal::parse(raw) {
+            Ok(t) => t,
+            Err(_) => {
+                let detail = format!("target {}", crate::layer::path::escape(raw));
+                self.add(&LAYER_PATH_ESCAPE, "hardlink target climbs above the root", e, Some(detail));
+                return;
+            }
+        };
+        let detail = || Some(format!("target {}", target.display()));
+        if &target == path {
+            self.add(&LAYER_HARDLINK, "hardlink names itself as its target", e, detail());
+            return;
+        }
+        match self.index.created.get(&self.key(&target.0)) {
+            Some(true) => self.add(&LAYER_HARDLINK, "hardlink targets a directory", e, detail()),
+            Some(false) => {}
+            None => self.index.deferred.push((e.display_path(), target)),
+        }
+    }
+}
+
+impl Sink for LayerRules<'_> {
+    fn entry(&mut self, e: &Entry, data: &mut dyn Read) -> Result<(), SinkError> {
+        for p in &e.problems {
+            let rule = if p.mismatch { &LAYER_PAX_MISMATCH } else { &LAYER_HEADER_FIELD };
+            let what = if p.mismatch { "a PAX record disagrees with the header" } else { "unreadable header field" };
+            self.add(rule, format!("{what}: {}", p.field), e, Some(p.detail.clone()));
+        }
+        if e.kind == Kind::Global {
+            check_global(self, e, data);
+            return Ok(());
+        }
+        if e.uid > MAX_ID || e.gid > MAX_ID {
+            let detail = Some(format!("{}:{}", e.uid, e.gid));
+            self.add(&LAYER_ID_RANGE, "UID or GID beyond what Linux can represent (4294967294)", e, detail);
+        }
+        let path = match &e.path {
+            Ok(p) => p.clone(),
+            Err(_) => {
+                self.add(&LAYER_PATH_ESCAPE, "entry name climbs above the root", e, None);
+                return Ok(());
+            }
+        };
+        if e.raw_path.starts_with(b"/") {
+            self.add(&LAYER_PATH_ABSOLUTE, "absolute entry name (consumers apply it relative to the root)", e, None);
+        }
+        let mut components = path.components().peekable();
+        while let Some(c) = components.next() {
+            if components.peek().is_some() && c.starts_with(WH) {
+                self.add(&LAYER_WHITEOUT, "a `.wh.` name used as a directory", e, None);
+            }
+        }
+        let key = self.key(&path.0);
+        if self.index.created.insert(key, e.kind == Kind::Dir).is_some() {
+            self.add(&LAYER_DUPLICATE, "path appears more than once in the layer", e, None);
+        }
+        if path.name().starts_with(WH) {
+            self.whiteout(e, &path);
+        } else if e.kind == Kind::Hardlink {
+            self.hardlink(e, &path);
+        }
+        Ok(())
+    }
+}
+
+/// A PAX global header (`g`) that sets entry fields: the tar crate, like
+/// several readers, ignores it; others apply it. Either way, readers disagree.
+fn check_global(rules: &mut LayerRules<'_>, e: &Entry, data: &mut dyn Read) {
+    let mut buf = Vec::new();
+    if data.take(crate::layer::entry::PAX_LIMIT as u64).read_to_end(&mut buf).is_err() {
+        return; // the stream error is reported when the scan goes on
+    }
+    let keys: Vec<String> = tar::PaxExtensions::new(&buf)
+        .filter_map(|r| r.ok())
+        .filter_map(|r| r.key().ok().map(str::to_string))
+        .filter(|k| ENTRY_KEYS.contains(&k.as_str()))
+        .collect();
+    if !keys.is_empty() {
+        let detail = Some(format!("sets {}", keys.join(", ")));
+        rules.add(&LAYER_PAX_MISMATCH, "PAX global header sets entry fields that readers apply differently", e, detail);
+    }
+}
+
+/// Hardlinks whose target was not in their own layer must find it in the
+/// tree the lower layers built, not removed by their own layer's whiteouts.
+/// `layers[i]` is layer i of the image; findings go to `groups[i]`.
+pub fn check_lower_links(keys: &RandomState, layers: &[&LinkIndex], report: &mut dyn FnMut(usize, String, String)) {
+    for (i, layer) in layers.iter().enumerate() {
+        for (link, target) in &layer.deferred {
+            let found = resolve(keys, &layers[..i], layer, target);
+            let problem = match found {
+                Some(true) => "hardlink targets a directory",
+                Some(false) => continue,
+                None => "hardlink target is not in this layer or any lower layer",
+            };
+            report(i, problem.to_string(), format!("{link} -> {}", target.display()));
+        }
+    }
+}
+
+/// Is `target` present below `top` (Some(is_dir)) or absent (None)?
+fn resolve(keys: &RandomState, lower: &[&LinkIndex], top: &LinkIndex, target: &Normal) -> Option<bool> {
+    let t = keys.hash_one(&target.0);
+    let ancestors: Vec<u64> = std::iter::once(&b""[..]).chain(target.ancestors()).map(|a| keys.hash_one(a)).collect();
+    let hides = |l: &LinkIndex| {
+        l.removed.contains(&t) || ancestors.iter().any(|a| l.opaque.contains(a) || l.removed.contains(a))
+    };
+    if hides(top) {
+        return None;
+    }
+    for l in lower.iter().rev() {
+        if let Some(&is_dir) = l.created.get(&t) {
+            return Some(is_dir);
+        }
+        if hides(l) {
+            return None;
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn index(keys: &RandomState, created: &[(&str, bool)], removed: &[&str], opaque: &[&str]) -> LinkIndex {
+        LinkIndex {
+            created: created.iter().map(|(p, d)| (keys.hash_one(p.as_bytes()), *d)).collect(),
+            removed: removed.iter().map(|p| keys.hash_one(p.as_bytes())).collect(),
+            opaque: opaque.iter().map(|p| keys.hash_one(p.as_bytes())).collect(),
+            deferred: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn lower_layer_resolution_respects_whiteouts() {
+        let k = RandomState::new();
+        let base = index(&k, &[("etc", true), ("etc/passwd", false)], &[], &[]);
+        let none = index(&k, &[], &[], &[]);
+        let t = Normal::parse(b"etc/passwd").unwrap();
+        assert_eq!(resolve(&k, &[&base], &none, &t), Some(false));
+        assert_eq!(resolve(&k, &[&base], &none, &Normal::parse(b"etc").unwrap()), Some(true));
+        let wh = index(&k, &[], &["etc/passwd"], &[]);
+        assert_eq!(resolve(&k, &[&base, &wh], &none, &t), None);
+        assert_eq!(resolve(&k, &[&base], &wh, &t), None);
+        let opq = index(&k, &[], &[], &["etc"]);
+        assert_eq!(resolve(&k, &[&base, &opq], &none, &t), None);
+        let again = index(&k, &[("etc/passwd", false)], &[], &["etc"]);
+        assert_eq!(resolve(&k, &[&base, &again], &none, &t), Some(false));
+    }
+}

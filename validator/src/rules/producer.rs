@@ -1,0 +1,251 @@
+//! Producer requirements, judged on the statistics of all layers of one
+//! image (spec section "Producer requirements").
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::{
+    CAUTION_CANDIDATE, FLATTENED_CONFIG_USER, FLATTENED_DEVICES, FLATTENED_ID_XATTRS, FLATTENED_NAMES,
+    FLATTENED_ROOT_IDS, FLATTENED_SETID, FLATTENED_SINGLE_ID, Rule,
+};
+use crate::annotation::Value;
+use crate::report::{Example, Finding, Findings, Location};
+use crate::stats::{LayerStats, Tally};
+
+/// `config.User` values a flattened image may have (PRODUCER-CONFIG-USER).
+pub fn root_user(user: Option<&str>) -> bool {
+    matches!(user, None | Some("" | "root" | "0" | "0:0"))
+}
+
+/// One layer's statistics with where findings about it point.
+pub struct LayerFacts<'a> {
+    pub stats: &'a LayerStats,
+    pub at: Location,
+}
+
+/// Distinct values of one ID across layers, each with its entry count and
+/// a few example paths.
+fn distinct(layers: &[LayerFacts<'_>], pick: fn(u64, u64) -> u64, max: usize) -> BTreeMap<u64, Tally> {
+    let mut out: BTreeMap<u64, Tally> = BTreeMap::new();
+    for l in layers {
+        for o in &l.stats.owners {
+            out.entry(pick(o.uid, o.gid)).or_default().merge(&o.tally, max);
+        }
+    }
+    out
+}
+
+/// Why an image is not (or not cleanly) `flattened`, and why it might
+/// deserve `caution`: the facts `inspect` recommends from.
+#[derive(Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Assessment {
+    pub uids: Vec<u64>,
+    pub gids: Vec<u64>,
+    /// Entries whose owner pair was not tracked individually.
+    pub untracked_owners: u64,
+    pub bad_names: u64,
+    pub setid: u64,
+    pub devices: u64,
+    pub id_xattrs: u64,
+    pub config_user: Option<String>,
+}
+
+impl Assessment {
+    pub fn of(layers: &[LayerFacts<'_>], config_user: Option<&str>) -> Self {
+        let mut a = Assessment { config_user: config_user.map(str::to_string), ..Assessment::default() };
+        a.uids = distinct(layers, |u, _| u, 0).into_keys().collect();
+        a.gids = distinct(layers, |_, g| g, 0).into_keys().collect();
+        for l in layers {
+            let s = l.stats;
+            a.untracked_owners += s.other_owners;
+            a.bad_names +=
+                s.names.iter().filter(|n| !ok_name(&n.uname) || !ok_name(&n.gname)).map(|n| n.tally.count).sum::<u64>();
+            a.setid += s.setuid.count + s.setgid.count;
+            a.devices += s.devices.count;
+            a.id_xattrs += s.capabilities.count + s.rootless_xattrs.count + s.acls.count;
+        }
+        a
+    }
+
+    /// Every MUST of "Flattened images" holds.
+    pub fn meets_flattened_musts(&self) -> bool {
+        self.uids.len() <= 1
+            && self.gids.len() <= 1
+            && self.untracked_owners == 0
+            && self.bad_names == 0
+            && self.setid == 0
+            && root_user(self.config_user.as_deref())
+    }
+
+    /// Every MUST and SHOULD holds: the image could declare `flattened`.
+    pub fn meets_flattened(&self) -> bool {
+        self.meets_flattened_musts()
+            && self.uids.iter().all(|u| *u == 0)
+            && self.gids.iter().all(|g| *g == 0)
+            && self.devices == 0
+            && self.id_xattrs == 0
+    }
+
+    /// Reasons flattening would change how the image behaves.
+    pub fn caution_reasons(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.setid > 0 {
+            out.push(format!("{} entries have setuid or setgid bits, which a single-ID consumer clears", self.setid));
+        }
+        if !root_user(self.config_user.as_deref()) {
+            let user = self.config_user.as_deref().unwrap_or_default();
+            out.push(format!(
+                "config.User is {user:?}: the image runs as a dedicated account, which flattening removes"
+            ));
+        }
+        out
+    }
+
+    /// The value a producer should declare, and why.
+    pub fn recommend(&self) -> (Value, String) {
+        if self.meets_flattened() {
+            return (Value::Flattened, "every entry is 0:0 with no set-ID bits, devices or ID-bearing xattrs, and config.User is root: the IDs carry no information".into());
+        }
+        let reasons = self.caution_reasons();
+        if !reasons.is_empty() {
+            return (Value::Caution, reasons.join("; "));
+        }
+        (
+            Value::Allowed,
+            format!(
+                "the layers record {} UID(s) and {} GID(s) that a single-ID consumer replaces with the invoking user's, but nothing here depends on them visibly",
+                self.uids.len(),
+                self.gids.len()
+            ),
+        )
+    }
+}
+
+fn ok_name(n: &str) -> bool {
+    n.is_empty() || n == "root"
+}
+
+fn tally_finding(rule: &'static Rule, at: &Location, message: String, t: &Tally) -> Finding {
+    Finding {
+        rule,
+        severity: rule.severity,
+        clause: rule.clause,
+        message,
+        location: Location { path: t.examples.first().map(|e| e.path.clone()), ..at.clone() },
+        count: t.count,
+        examples: t.examples.clone(),
+    }
+}
+
+/// Producer rules for one image whose effective value is `value`.
+pub fn check(
+    value: Value,
+    layers: &[LayerFacts<'_>],
+    config_user: Option<&str>,
+    image: &Location,
+    config: &Location,
+    max: usize,
+    f: &mut Findings,
+) {
+    let a = Assessment::of(layers, config_user);
+    if value != Value::Flattened {
+        let reasons = a.caution_reasons();
+        if value == Value::Allowed && !reasons.is_empty() {
+            f.push(
+                &CAUTION_CANDIDATE,
+                image.clone(),
+                format!("consider declaring \"caution\": {}", reasons.join("; ")),
+            );
+        }
+        return;
+    }
+    let uids = distinct(layers, |u, _| u, max);
+    let gids = distinct(layers, |_, g| g, max);
+    if uids.len() > 1 || gids.len() > 1 || a.untracked_owners > 0 {
+        // The most common UID and GID stand for "the" ID; examples and the
+        // count are of the entries that differ from it.
+        let main = |m: &BTreeMap<u64, Tally>| m.iter().max_by_key(|(_, t)| t.count).map(|(id, _)| *id);
+        let (main_uid, main_gid) = (main(&uids), main(&gids));
+        let mut examples = Vec::new();
+        let count = a.untracked_owners
+            + layers
+                .iter()
+                .flat_map(|l| &l.stats.owners)
+                .filter(|o| Some(o.uid) != main_uid || Some(o.gid) != main_gid)
+                .map(|o| o.tally.count)
+                .sum::<u64>();
+        for (kind, m, skip) in [("uid", &uids, main_uid), ("gid", &gids, main_gid)] {
+            for (id, t) in m.iter().filter(|(id, _)| Some(**id) != skip) {
+                let detail = |e: &Example| Example {
+                    path: e.path.clone(),
+                    detail: Some(format!("{kind} {id}, on {} entries", t.count)),
+                };
+                examples.extend(t.examples.iter().take(2).map(detail));
+            }
+        }
+        examples.truncate(max);
+        let list = |m: &BTreeMap<u64, Tally>| m.keys().map(u64::to_string).collect::<Vec<_>>().join(", ");
+        let mut message =
+            format!("entries record {} UIDs ({}) and {} GIDs ({})", uids.len(), list(&uids), gids.len(), list(&gids));
+        if a.untracked_owners > 0 {
+            message.push_str(&format!(", and {} entries have yet other owners", a.untracked_owners));
+        }
+        f.push_finding(Finding {
+            rule: &FLATTENED_SINGLE_ID,
+            severity: FLATTENED_SINGLE_ID.severity,
+            clause: FLATTENED_SINGLE_ID.clause,
+            message,
+            location: Location { path: examples.first().map(|e| e.path.clone()), ..image.clone() },
+            count,
+            examples,
+        });
+    } else if let (Some(u), Some(g)) = (uids.keys().next(), gids.keys().next()) {
+        if (*u, *g) != (0, 0) {
+            f.push(
+                &FLATTENED_ROOT_IDS,
+                image.clone(),
+                format!("every entry is {u}:{g}; 0:0 leaks nothing about the build host"),
+            );
+        }
+    }
+    for l in layers {
+        let s = l.stats;
+        for n in s.names.iter().filter(|n| !ok_name(&n.uname) || !ok_name(&n.gname)) {
+            let msg =
+                format!("entries name user {:?} and group {:?}; only \"\" and \"root\" are allowed", n.uname, n.gname);
+            f.push_finding(tally_finding(&FLATTENED_NAMES, &l.at, msg, &n.tally));
+        }
+        for (bit, t) in [("setuid", &s.setuid), ("setgid", &s.setgid)] {
+            if t.count > 0 {
+                f.push_finding(tally_finding(&FLATTENED_SETID, &l.at, format!("entries have the {bit} bit"), t));
+            }
+        }
+        if s.devices.count > 0 {
+            f.push_finding(tally_finding(
+                &FLATTENED_DEVICES,
+                &l.at,
+                "device entries (single-ID consumers skip them)".into(),
+                &s.devices,
+            ));
+        }
+        for (name, t) in [
+            ("security.capability", &s.capabilities),
+            ("user.rootlesscontainers", &s.rootless_xattrs),
+            ("a POSIX ACL", &s.acls),
+        ] {
+            if t.count > 0 {
+                f.push_finding(tally_finding(&FLATTENED_ID_XATTRS, &l.at, format!("entries carry {name}"), t));
+            }
+        }
+    }
+    if !root_user(config_user) {
+        let at = config.clone().with_pointer("/config/User");
+        f.push(
+            &FLATTENED_CONFIG_USER,
+            at,
+            format!("config.User is {:?}; a flattened image has no account but root", config_user.unwrap_or_default()),
+        );
+    }
+}

@@ -1,0 +1,170 @@
+//! What a layer contains that flattening would change or lose: owners,
+//! names, set-ID bits, devices, ID-bearing xattrs. Collected in the same
+//! pass as the layer rules; `inspect` prints it and the producer rules for
+//! `flattened` images judge it. Memory is bounded: counts are exact, and
+//! each category keeps at most `max_examples` paths.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+
+use serde::Serialize;
+
+use crate::layer::{Entry, Kind, Sink, SinkError};
+use crate::report::Example;
+
+/// Distinct owner (and name) pairs tracked individually; more are lumped
+/// together so that a hostile layer cannot grow the map without bound.
+pub const MAX_DISTINCT: usize = 1024;
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Tally {
+    pub count: u64,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub examples: Vec<Example>,
+}
+
+impl Tally {
+    fn add(&mut self, max: usize, path: impl FnOnce() -> String, detail: impl FnOnce() -> Option<String>) {
+        self.count += 1;
+        if self.examples.len() < max {
+            self.examples.push(Example { path: path(), detail: detail() });
+        }
+    }
+
+    pub fn merge(&mut self, other: &Tally, max: usize) {
+        self.count += other.count;
+        let room = max.saturating_sub(self.examples.len());
+        self.examples.extend(other.examples.iter().take(room).cloned());
+    }
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OwnerTally {
+    pub uid: u64,
+    pub gid: u64,
+    #[serde(flatten)]
+    pub tally: Tally,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NameTally {
+    pub uname: String,
+    pub gname: String,
+    #[serde(flatten)]
+    pub tally: Tally,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LayerStats {
+    pub entries: u64,
+    /// Entries per UID:GID pair, most frequent first once finished.
+    pub owners: Vec<OwnerTally>,
+    /// Entries whose pair was not tracked because MAX_DISTINCT was reached.
+    pub other_owners: u64,
+    pub names: Vec<NameTally>,
+    pub setuid: Tally,
+    pub setgid: Tally,
+    pub sticky_dirs: Tally,
+    pub devices: Tally,
+    pub fifos: Tally,
+    pub unknown_types: Tally,
+    pub hardlinks: u64,
+    pub symlinks: u64,
+    pub whiteouts: u64,
+    /// `security.capability`.
+    pub capabilities: Tally,
+    /// `user.rootlesscontainers`, which records original owners.
+    pub rootless_xattrs: Tally,
+    /// POSIX ACLs (PAX `SCHILY.acl.*` or `system.posix_acl_*`).
+    pub acls: Tally,
+    /// Other `security.*`, `trusted.*` and `system.*` attributes.
+    pub other_privileged_xattrs: Tally,
+    pub user_xattrs: u64,
+}
+
+/// The sink that fills a [`LayerStats`].
+pub struct Collector {
+    max: usize,
+    stats: LayerStats,
+    owners: BTreeMap<(u64, u64), Tally>,
+    names: BTreeMap<(Vec<u8>, Vec<u8>), Tally>,
+}
+
+impl Collector {
+    pub fn new(max_examples: usize) -> Self {
+        Collector { max: max_examples, stats: LayerStats::default(), owners: BTreeMap::new(), names: BTreeMap::new() }
+    }
+
+    pub fn finish(mut self) -> LayerStats {
+        let mut owners: Vec<OwnerTally> =
+            self.owners.into_iter().map(|((uid, gid), tally)| OwnerTally { uid, gid, tally }).collect();
+        owners.sort_by(|a, b| b.tally.count.cmp(&a.tally.count).then((a.uid, a.gid).cmp(&(b.uid, b.gid))));
+        self.stats.owners = owners;
+        let esc = crate::layer::path::escape;
+        let mut names: Vec<NameTally> =
+            self.names.into_iter().map(|((u, g), tally)| NameTally { uname: esc(&u), gname: esc(&g), tally }).collect();
+        names.sort_by_key(|n| std::cmp::Reverse(n.tally.count));
+        self.stats.names = names;
+        self.stats
+    }
+}
+
+impl Sink for Collector {
+    fn entry(&mut self, e: &Entry, _data: &mut dyn Read) -> Result<(), SinkError> {
+        if e.kind == Kind::Global {
+            return Ok(());
+        }
+        let max = self.max;
+        let s = &mut self.stats;
+        s.entries += 1;
+        let path = || e.display_path();
+        let owner = || Some(format!("{:o}, {}:{}", e.mode, e.uid, e.gid));
+        let ids = (e.uid, e.gid);
+        if self.owners.len() < MAX_DISTINCT || self.owners.contains_key(&ids) {
+            self.owners.entry(ids).or_default().add(max, path, || None);
+        } else {
+            s.other_owners += 1;
+        }
+        let names = (e.uname.clone(), e.gname.clone());
+        if self.names.len() < MAX_DISTINCT || self.names.contains_key(&names) {
+            self.names.entry(names).or_default().add(max, path, || None);
+        }
+        if e.mode & 0o4000 != 0 {
+            s.setuid.add(max, path, owner);
+        }
+        if e.mode & 0o2000 != 0 {
+            s.setgid.add(max, path, owner);
+        }
+        match e.kind {
+            Kind::Dir if e.mode & 0o1000 != 0 => s.sticky_dirs.add(max, path, || None),
+            Kind::Char | Kind::Block => s.devices.add(max, path, || Some(e.kind.name().into())),
+            Kind::Fifo => s.fifos.add(max, path, || None),
+            Kind::Other(b) => s.unknown_types.add(max, path, || Some(format!("typeflag {:?}", b as char))),
+            Kind::Hardlink => s.hardlinks += 1,
+            Kind::Symlink => s.symlinks += 1,
+            _ => {}
+        }
+        if e.path.as_ref().is_ok_and(|p| p.name().starts_with(b".wh.")) {
+            s.whiteouts += 1;
+        }
+        if e.has_acl {
+            s.acls.add(max, path, || None);
+        }
+        for (name, _) in &e.xattrs {
+            match name.as_slice() {
+                b"security.capability" => s.capabilities.add(max, path, || None),
+                b"user.rootlesscontainers" => s.rootless_xattrs.add(max, path, || None),
+                b"system.posix_acl_access" | b"system.posix_acl_default" => s.acls.add(max, path, || None),
+                n if n.starts_with(b"user.") => s.user_xattrs += 1,
+                n if n.starts_with(b"security.") || n.starts_with(b"trusted.") || n.starts_with(b"system.") => {
+                    s.other_privileged_xattrs.add(max, path, || Some(crate::layer::path::escape(n)))
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
