@@ -9,6 +9,7 @@ pub mod annotation;
 pub mod digest;
 pub mod error;
 pub mod image;
+pub mod inspect;
 pub mod layer;
 pub mod layout;
 pub mod reference;

@@ -36,6 +36,22 @@ enum Command {
         #[arg(long, value_name = "N", default_value_t = 5)]
         max_examples: usize,
     },
+    /// Report what each image's layers record about ownership, what a
+    /// single-ID consumer would change on unpack, and which id-flattening
+    /// value to declare.
+    Inspect {
+        /// An OCI layout directory or archive, or oci:PATH[:REF] / oci-archive:PATH[:REF].
+        image: String,
+        /// Only the image whose org.opencontainers.image.ref.name is NAME.
+        #[arg(long = "ref", value_name = "NAME")]
+        ref_name: Option<String>,
+        /// human or json.
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+        /// Example paths listed per category.
+        #[arg(long, value_name = "N", default_value_t = 5)]
+        max_examples: usize,
+    },
     /// List every rule with its severity and the spec clause it enforces.
     Rules,
 }
@@ -70,6 +86,31 @@ fn main() -> ExitCode {
             }
             let fail_at = if strict { Severity::Warning } else { Severity::Error };
             ExitCode::from(u8::from(report.worst().is_some_and(|w| w >= fail_at)))
+        }
+        Command::Inspect { image, ref_name, format, max_examples } => {
+            let options = single_id::validate::Options { max_examples };
+            let report = Reference::parse(&image, ref_name.as_deref())
+                .and_then(|r| single_id::inspect::inspect(&r, image.clone(), &options));
+            let report = match report {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("single-id: error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let text = match format {
+                Format::Human => render::inspect::render(&report),
+                Format::Json => {
+                    let mut s = serde_json::to_string_pretty(&report).expect("a report always serialises");
+                    s.push('\n');
+                    s
+                }
+            };
+            if std::io::stdout().write_all(text.as_bytes()).is_err() {
+                return ExitCode::from(2);
+            }
+            // Inspect describes; it fails only when it could not read everything.
+            ExitCode::from(u8::from(!report.findings.is_empty()))
         }
         Command::Rules => {
             for r in single_id::rules::ALL {

@@ -46,7 +46,7 @@ impl Location {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Clone, Debug, Serialize)]
 pub struct Finding {
     #[serde(rename = "rule", serialize_with = "rule_id")]
     pub rule: &'static Rule,

@@ -168,3 +168,46 @@ impl Sink for Collector {
         Ok(())
     }
 }
+
+impl LayerStats {
+    /// The statistics of several layers taken together (an image's layers,
+    /// before whiteouts: what the layers record, not the final tree).
+    pub fn merged(layers: &[&LayerStats], max: usize) -> LayerStats {
+        let mut out = LayerStats::default();
+        let mut owners: BTreeMap<(u64, u64), Tally> = BTreeMap::new();
+        let mut names: BTreeMap<(String, String), Tally> = BTreeMap::new();
+        for l in layers {
+            out.entries += l.entries;
+            out.other_owners += l.other_owners;
+            for o in &l.owners {
+                owners.entry((o.uid, o.gid)).or_default().merge(&o.tally, max);
+            }
+            for n in &l.names {
+                names.entry((n.uname.clone(), n.gname.clone())).or_default().merge(&n.tally, max);
+            }
+            for (a, b) in [
+                (&mut out.setuid, &l.setuid),
+                (&mut out.setgid, &l.setgid),
+                (&mut out.sticky_dirs, &l.sticky_dirs),
+                (&mut out.devices, &l.devices),
+                (&mut out.fifos, &l.fifos),
+                (&mut out.unknown_types, &l.unknown_types),
+                (&mut out.capabilities, &l.capabilities),
+                (&mut out.rootless_xattrs, &l.rootless_xattrs),
+                (&mut out.acls, &l.acls),
+                (&mut out.other_privileged_xattrs, &l.other_privileged_xattrs),
+            ] {
+                a.merge(b, max);
+            }
+            out.hardlinks += l.hardlinks;
+            out.symlinks += l.symlinks;
+            out.whiteouts += l.whiteouts;
+            out.user_xattrs += l.user_xattrs;
+        }
+        out.owners = owners.into_iter().map(|((uid, gid), tally)| OwnerTally { uid, gid, tally }).collect();
+        out.owners.sort_by(|a, b| b.tally.count.cmp(&a.tally.count).then((a.uid, a.gid).cmp(&(b.uid, b.gid))));
+        out.names = names.into_iter().map(|((uname, gname), tally)| NameTally { uname, gname, tally }).collect();
+        out.names.sort_by_key(|n| std::cmp::Reverse(n.tally.count));
+        out
+    }
+}

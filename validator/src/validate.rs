@@ -138,7 +138,7 @@ fn check_lower_links(image: &Image, layers: &[Option<&LayerScan>], keys: &Random
 }
 
 /// Every place the image may declare id-flattening: manifest first.
-fn sources(image: &Image) -> Vec<annotation::Source<'_>> {
+pub fn sources(image: &Image) -> Vec<annotation::Source<'_>> {
     let mut out = vec![annotation::Source {
         place: "manifest",
         file: image.manifest_file(),

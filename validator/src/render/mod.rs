@@ -1,6 +1,7 @@
 //! Output formats: thin views over one [`Report`](crate::report::Report).
 
 pub mod human;
+pub mod inspect;
 pub mod json;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]

@@ -1,0 +1,161 @@
+//! `single-id inspect`: what the layers of each image record about
+//! ownership, and what a single-ID consumer would change on unpack. Shares
+//! the walk and the layer scan with `validate`.
+
+use std::hash::RandomState;
+
+use serde::Serialize;
+
+use crate::annotation::{Declarations, Value};
+use crate::error::Error;
+use crate::image;
+use crate::reference::Reference;
+use crate::report::{Finding, Findings, Location};
+use crate::rules::annotation;
+use crate::rules::producer::{Assessment, LayerFacts};
+use crate::scan;
+use crate::stats::{LayerStats, Tally};
+use crate::validate::{self, Options};
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InspectReport {
+    pub report_version: u32,
+    pub target: String,
+    pub images: Vec<ImageReport>,
+    /// Problems that kept part of an image from being inspected (missing
+    /// or unreadable blobs, for instance); `validate` explains them fully.
+    pub findings: Vec<Finding>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageReport {
+    pub name: String,
+    pub manifest: String,
+    pub id_flattening: Declarations,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config_user: Option<String>,
+    pub layers: Vec<LayerReport>,
+    /// All layers together.
+    pub total: LayerStats,
+    pub on_unpack: Changes,
+    pub recommendation: Recommendation,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LayerReport {
+    pub index: usize,
+    pub digest: String,
+    pub media_type: String,
+    /// `None` when the layer could not be read (see findings).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stats: Option<LayerStats>,
+}
+
+/// What a single-ID consumer changes, by the spec's consumer requirements.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Changes {
+    /// Entries whose recorded owner is replaced by the invoking user's
+    /// (CONSUMER-OWNER): all of them, in this many distinct pairs.
+    pub owners_replaced: u64,
+    pub distinct_owners: usize,
+    /// Entries with a user or group name other than empty or `root`,
+    /// whose names play no part.
+    pub names_ignored: u64,
+    /// CONSUMER-SETID-CLEARED.
+    pub setid_cleared: Tally,
+    /// CONSUMER-DEVICES.
+    pub devices_skipped: Tally,
+    /// CONSUMER-UNKNOWN-TYPES.
+    pub unknown_types_skipped: Tally,
+    /// CONSUMER-XATTR-CAPABILITY.
+    pub capabilities_dropped: Tally,
+    /// CONSUMER-XATTR-OTHER: ACLs and other privileged attributes.
+    pub privileged_xattrs_dropped: Tally,
+    /// `config.User` names an account that, flattened, owns nothing.
+    pub user_loses_meaning: bool,
+}
+
+#[derive(Serialize)]
+pub struct Recommendation {
+    pub value: Value,
+    pub reason: String,
+    pub assessment: Assessment,
+}
+
+pub fn inspect(reference: &Reference, target: String, options: &Options) -> Result<InspectReport, Error> {
+    let layout = validate::open_layout(reference)?;
+    let mut f = Findings::default();
+    let walk = image::walk(&layout, reference.ref_name.as_deref(), &mut f)?;
+    let jobs = scan::layer_jobs(&walk.images);
+    let scans = scan::run(&layout, &jobs, &RandomState::new(), options.max_examples);
+    let mut images = Vec::new();
+    let mut notes = Findings::default();
+    for img in &walk.images {
+        let declarations = annotation::check(&validate::sources(img), &img.location(), &mut notes);
+        let user = img.config.as_ref().and_then(|c| c.config().as_ref()).and_then(|c| c.user().clone());
+        let layers: Vec<LayerReport> = img
+            .manifest
+            .layers()
+            .iter()
+            .enumerate()
+            .map(|(index, l)| LayerReport {
+                index,
+                digest: l.digest().to_string(),
+                media_type: l.media_type().to_string(),
+                stats: scans.get(&l.digest().to_string()).and_then(|s| s.stats.clone()),
+            })
+            .collect();
+        let read: Vec<&LayerStats> = layers.iter().filter_map(|l| l.stats.as_ref()).collect();
+        let total = LayerStats::merged(&read, options.max_examples);
+        let facts: Vec<LayerFacts<'_>> =
+            read.iter().map(|s| LayerFacts { stats: s, at: Location::default() }).collect();
+        let assessment = Assessment::of(&facts, user.as_deref());
+        let (value, mut reason) = assessment.recommend();
+        if read.len() < layers.len() {
+            reason.push_str(&format!(" (only {} of {} layers could be read)", read.len(), layers.len()));
+        }
+        let mut setid = total.setuid.clone();
+        setid.merge(&total.setgid, options.max_examples);
+        let mut privileged = total.acls.clone();
+        privileged.merge(&total.other_privileged_xattrs, options.max_examples);
+        let on_unpack = Changes {
+            owners_replaced: total.entries,
+            distinct_owners: total.owners.len(),
+            names_ignored: total
+                .names
+                .iter()
+                .filter(|n| !(n.uname.is_empty() || n.uname == "root") || !(n.gname.is_empty() || n.gname == "root"))
+                .map(|n| n.tally.count)
+                .sum(),
+            setid_cleared: setid,
+            devices_skipped: total.devices.clone(),
+            unknown_types_skipped: total.unknown_types.clone(),
+            capabilities_dropped: total.capabilities.clone(),
+            privileged_xattrs_dropped: privileged,
+            user_loses_meaning: !crate::rules::producer::root_user(user.as_deref()),
+        };
+        images.push(ImageReport {
+            name: img.name.clone(),
+            manifest: img.descriptor().digest().to_string(),
+            id_flattening: declarations,
+            config_user: user,
+            layers,
+            total,
+            on_unpack,
+            recommendation: Recommendation { value, reason, assessment },
+        });
+    }
+    // Only what stopped inspection: errors from the walk and the scans.
+    let mut findings: Vec<Finding> = f.into_vec();
+    for job in &jobs {
+        if let Some(s) = scans.get(&job.descriptor.digest().to_string()) {
+            findings.extend(s.findings.iter().filter(|x| x.severity == crate::rules::Severity::Error).cloned());
+        }
+    }
+    findings.retain(|x| x.severity == crate::rules::Severity::Error);
+    Ok(InspectReport { report_version: 1, target, images, findings })
+}
