@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # command:debian-package
-required=(umoci:umoci skopeo:skopeo)
+required=(umoci:umoci skopeo:skopeo npm:npm)
 
 missing=()
 for pair in "${required[@]}"; do
@@ -27,6 +27,22 @@ fi
 for pair in "${required[@]}"; do
   command -v "${pair%%:*}" >/dev/null || { echo "error: ${pair%%:*} is still missing after installing ${pair#*:}" >&2; exit 1; }
 done
+
+# The official SARIF 2.1.0 schema, for the tests that check --format sarif.
+# npm is the only registry that ships it (inside @microsoft/jest-sarif); the
+# file is pinned by checksum and cached under target/.
+sarif_schema=target/test-data/sarif-2.1.0-rtm.5.json
+sarif_sha256=2d99159ae54a3eea97f81781cff48780548657c35949f4b7f25e99a2ba4de4f8
+if ! echo "$sarif_sha256  $sarif_schema" | sha256sum -c --status 2>/dev/null; then
+  command -v npm >/dev/null || { echo "error: npm is needed to fetch the SARIF schema (Debian package npm)" >&2; exit 1; }
+  work=$(mktemp -d)
+  (cd "$work" && npm pack --silent @microsoft/jest-sarif@1.0.0-beta.0 >/dev/null && tar -xzf ./*.tgz package/lib/schemas/sarif-2.1.0-rtm.5.json)
+  mkdir -p "$(dirname "$sarif_schema")"
+  mv "$work/package/lib/schemas/sarif-2.1.0-rtm.5.json" "$sarif_schema"
+  rm -rf "$work"
+  echo "$sarif_sha256  $sarif_schema" | sha256sum -c --status || { echo "error: the fetched SARIF schema does not match its pinned checksum" >&2; exit 1; }
+fi
+export SINGLE_ID_SARIF_SCHEMA=$PWD/$sarif_schema
 
 # The last line totals every test binary's "test result" line, so that a
 # reader (or CI) sees one count for the whole run.

@@ -1,10 +1,10 @@
 //! The `single-id` command: argument parsing and exit codes only.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use single_id::reference::Reference;
+use single_id::reference::{Kind, Reference};
 use single_id::render::{self, Format};
 use single_id::rules::Severity;
 
@@ -78,8 +78,16 @@ fn main() -> ExitCode {
                 }
             };
             let text = match format {
-                Format::Human => render::human::render(&report),
+                Format::Human => {
+                    let color = render::human::use_color(std::io::stdout().is_terminal());
+                    render::human::render(&report, color)
+                }
                 Format::Json => render::json::render(&report),
+                Format::Sarif => {
+                    let r = Reference::parse(&image, None).expect("parsed above");
+                    let archive = r.kind == Kind::Archive || (r.kind == Kind::Detect && r.path.is_file());
+                    render::sarif::render(&report, &r.path.to_string_lossy(), archive)
+                }
             };
             if std::io::stdout().write_all(text.as_bytes()).is_err() {
                 return ExitCode::from(2);
@@ -100,6 +108,10 @@ fn main() -> ExitCode {
             };
             let text = match format {
                 Format::Human => render::inspect::render(&report),
+                Format::Sarif => {
+                    eprintln!("single-id: error: --format sarif is for validate; inspect writes human or json");
+                    return ExitCode::from(2);
+                }
                 Format::Json => {
                     let mut s = serde_json::to_string_pretty(&report).expect("a report always serialises");
                     s.push('\n');

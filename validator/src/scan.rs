@@ -6,6 +6,7 @@ use std::hash::RandomState;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use oci_spec::image::Descriptor;
 
 use crate::image::Image;
@@ -53,6 +54,7 @@ pub fn layer_jobs(images: &[Image]) -> Vec<Job> {
 /// Runs every job on all cores. Results are keyed by digest; per-job
 /// findings keep job order, so output does not depend on scheduling.
 pub fn run(layout: &Layout, jobs: &[Job], keys: &RandomState, max_examples: usize) -> HashMap<String, LayerScan> {
+    let progress = progress_bar(jobs);
     let next = AtomicUsize::new(0);
     let workers = thread::available_parallelism().map_or(1, |n| n.get()).min(jobs.len().max(1));
     let done: Vec<(usize, LayerScan)> = thread::scope(|s| {
@@ -63,7 +65,7 @@ pub fn run(layout: &Layout, jobs: &[Job], keys: &RandomState, max_examples: usiz
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         let Some(job) = jobs.get(i) else { break };
-                        out.push((i, scan_one(layout, job, keys, max_examples)));
+                        out.push((i, scan_one(layout, job, keys, max_examples, &progress)));
                     }
                     out
                 })
@@ -71,10 +73,29 @@ pub fn run(layout: &Layout, jobs: &[Job], keys: &RandomState, max_examples: usiz
             .collect();
         handles.into_iter().flat_map(|h| h.join().expect("a layer worker panicked")).collect()
     });
+    progress.finish_and_clear();
     done.into_iter().map(|(i, scan)| (jobs[i].descriptor.digest().to_string(), scan)).collect()
 }
 
-fn scan_one(layout: &Layout, job: &Job, keys: &RandomState, max_examples: usize) -> LayerScan {
+/// A bar of compressed bytes on stderr, drawn only when stderr is a
+/// terminal (indicatif hides it otherwise) and the layers are large enough
+/// to take a moment.
+fn progress_bar(jobs: &[Job]) -> ProgressBar {
+    let total: u64 = jobs.iter().filter(|j| j.read_tar).map(|j| j.descriptor.size()).sum();
+    if total < 32 << 20 {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+    let style = ProgressStyle::with_template(
+        "reading layers {bar:30} {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} eta {eta}",
+    );
+    if let Ok(style) = style {
+        bar.set_style(style);
+    }
+    bar
+}
+
+fn scan_one(layout: &Layout, job: &Job, keys: &RandomState, max_examples: usize, progress: &ProgressBar) -> LayerScan {
     let desc = &job.descriptor;
     let mut f = Findings::default();
     let compression = if job.read_tar { Compression::of(desc.media_type()) } else { None };
@@ -104,7 +125,7 @@ fn scan_one(layout: &Layout, job: &Job, keys: &RandomState, max_examples: usize)
     };
     let mut sinks = (LayerRules::new(keys, at.clone(), max_examples), Collector::new(max_examples));
     let len = opened.len;
-    let (reader, result) = layer::scan(opened.reader, compression, &mut sinks);
+    let (reader, result) = layer::scan(opened.reader, compression, &mut sinks, progress);
     let intact = blob::OpenBlob { reader, len }.check(desc, &job.location, &mut f);
     let (groups, links) = sinks.0.finish();
     let mut scan = LayerScan { stats: Some(sinks.1.finish()), links: Some(links), ..LayerScan::default() };

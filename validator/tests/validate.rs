@@ -9,8 +9,9 @@ use std::fs;
 use serde_json::json;
 use support::{Compression, ImageSpec, KEY, OciDir, REF, TestDir, schema, tar_of};
 
-/// Runs validate in both formats, checks the exit status of each, checks
-/// the JSON against the schema, and snapshots both outputs.
+/// Runs validate in all three formats, checks the exit status of each,
+/// checks the JSON against our schema and the SARIF against the official
+/// one, and snapshots every output.
 fn check(t: &TestDir, args: &[&str], code: i32, name: &str) -> serde_json::Value {
     let mut human = vec!["validate"];
     human.extend(args);
@@ -24,7 +25,52 @@ fn check(t: &TestDir, args: &[&str], code: i32, name: &str) -> serde_json::Value
     let doc = j.json();
     schema::assert_valid("validate-report.schema.json", &doc);
     insta::assert_snapshot!(format!("{name}.json"), j.stdout());
+    let mut sarif = human.clone();
+    sarif.extend(["--format", "sarif"]);
+    let s = t.run(&sarif);
+    assert_eq!(s.code(), code, "sarif exit status; stderr: {}", s.stderr());
+    let log = s.json();
+    schema::assert_valid_sarif(&log);
+    assert_eq!(log["runs"][0]["results"].as_array().unwrap().len(), doc["findings"].as_array().unwrap().len());
+    // The rule metadata is the same in every log (snapshotted once below).
+    let results = serde_json::to_string_pretty(&log["runs"][0]["results"]).unwrap();
+    insta::assert_snapshot!(format!("{name}.sarif-results"), results);
     doc
+}
+
+#[test]
+fn sarif_log_describes_every_rule() {
+    let t = TestDir::new();
+    layout(&t).add_image(&ImageSpec::declared("latest", Some("flattened")));
+    let r = t.run(&["validate", "--format", "sarif", "image"]);
+    assert_eq!(r.code(), 0);
+    let log = r.json();
+    let rules = log["runs"][0]["tool"]["driver"]["rules"].as_array().unwrap();
+    assert_eq!(rules.len(), single_id::rules::ALL.len());
+    for rule in rules {
+        let clause = rule["properties"]["specClause"].as_str().unwrap();
+        assert!(
+            rule["help"]["markdown"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("spec/single-id-images.md#{}", clause.to_lowercase()))
+        );
+    }
+    insta::assert_snapshot!("sarif-full-log", r.stdout());
+}
+
+#[test]
+fn sarif_schema_check_is_not_vacuous() {
+    let t = TestDir::new();
+    let mut dir = layout(&t);
+    let mut spec = ImageSpec::declared("latest", Some("flattened"));
+    spec.label_value = Some("caution".into());
+    dir.add_image(&spec);
+    let mut log = t.run(&["validate", "--format", "sarif", "image"]).json();
+    schema::assert_valid_sarif(&log);
+    log["runs"][0]["results"][0]["level"] = json!("fatal");
+    let broken = std::panic::catch_unwind(|| schema::assert_valid_sarif(&log));
+    assert!(broken.is_err(), "a SARIF result with level \"fatal\" passed the schema");
 }
 
 fn rules_of(doc: &serde_json::Value) -> Vec<String> {
@@ -315,4 +361,27 @@ fn bundled_example_validates_clean() {
     assert_eq!(r.code(), 0, "{doc:#}");
     assert_eq!(doc["images"][0]["idFlattening"]["effective"], "flattened");
     assert_eq!(doc["findings"], json!([]));
+}
+
+/// Colour is for people at a terminal: run under a pseudo-terminal with
+/// util-linux `script`, with and without NO_COLOR, and through a pipe.
+#[test]
+fn colour_only_on_a_terminal_and_never_with_no_color() {
+    let t = TestDir::new();
+    let mut spec = ImageSpec::declared("latest", Some("flattened"));
+    spec.label_value = Some("caution".into());
+    layout(&t).add_image(&spec);
+    let bin = env!("CARGO_BIN_EXE_single-id");
+    let on_tty = |no_color: Option<&str>| {
+        let mut c = std::process::Command::new("script");
+        c.args(["-qec", &format!("{bin} validate image"), "/dev/null"]).current_dir(t.path()).env_remove("NO_COLOR");
+        if let Some(v) = no_color {
+            c.env("NO_COLOR", v);
+        }
+        let out = c.output().expect("util-linux `script` is required for this test");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert!(on_tty(None).contains("\x1b[1;31merror[annotation-conflict]\x1b[0m"), "{}", on_tty(None));
+    assert!(!on_tty(Some("1")).contains('\x1b'));
+    assert!(!t.run(&["validate", "image"]).stdout().contains('\x1b'));
 }

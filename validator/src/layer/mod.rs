@@ -10,6 +10,7 @@ use std::fmt;
 use std::io::{self, BufReader, Read};
 
 use flate2::bufread::MultiGzDecoder;
+use indicatif::ProgressBar;
 use oci_spec::image::MediaType;
 
 pub use entry::{Entry, Kind};
@@ -139,18 +140,35 @@ impl fmt::Display for StreamError {
     }
 }
 
+/// Counts compressed bytes into a progress bar (hidden unless stderr is a
+/// terminal, when an update costs one atomic add).
+struct Tick<R> {
+    inner: R,
+    progress: ProgressBar,
+}
+
+impl<R: Read> Read for Tick<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.progress.inc(n as u64);
+        Ok(n)
+    }
+}
+
 /// Reads a whole layer. On return the blob reader has been read to its end
 /// (so its digest and size can be checked) unless the stream broke first.
 pub fn scan(
     blob: BlobReader,
     compression: Compression,
     sink: &mut dyn Sink,
+    progress: &ProgressBar,
 ) -> (BlobReader, Result<Scanned, StreamError>) {
+    let blob = Tick { inner: blob, progress: progress.clone() };
     let decoder = match Decoder::new(BufReader::with_capacity(1 << 16, blob), compression) {
         Ok(d) => d,
         Err((e, inner)) => {
             let error = StreamError { offset: 0, after: None, message: e.to_string(), from_sink: false };
-            let mut blob = inner.into_inner();
+            let mut blob = inner.into_inner().inner;
             let _ = io::copy(&mut blob, &mut io::sink());
             return (blob, Err(error));
         }
@@ -200,7 +218,7 @@ pub fn scan(
     let (decoder, diff_id, uncompressed) = diff.into_parts();
     // Read whatever the decoder left (or, after a failure, everything not
     // yet read) so that the blob digest covers the whole blob.
-    let mut blob = decoder.into_inner().into_inner();
+    let mut blob = decoder.into_inner().into_inner().inner;
     let drained = io::copy(&mut blob, &mut io::sink());
     let result = result.and_then(|(trailing_data, missing_end_marker)| {
         drained.map_err(|e| StreamError {

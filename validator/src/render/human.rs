@@ -4,7 +4,10 @@ use std::fmt::Write;
 
 use crate::report::{Finding, Location, Report};
 
-pub fn render(report: &Report) -> String {
+/// `color` adds ANSI colour to severities and headings; the caller decides
+/// (a terminal on stdout and no `NO_COLOR`).
+pub fn render(report: &Report, color: bool) -> String {
+    let paint = Paint(color);
     let mut out = String::new();
     let _ = writeln!(out, "validating {}", report.target);
 
@@ -23,9 +26,11 @@ pub fn render(report: &Report) -> String {
         let summary = group.and_then(|g| report.images.iter().find(|i| i.name == g));
         match (group, summary) {
             (None, _) if findings.is_empty() => continue,
-            (None, _) => out.push_str("\nlayout\n"),
+            (None, _) => {
+                let _ = writeln!(out, "\n{}", paint.bold("layout"));
+            }
             (Some(name), Some(s)) => {
-                let _ = writeln!(out, "\nimage {name}\n  manifest {}", s.manifest);
+                let _ = writeln!(out, "\n{}\n  manifest {}", paint.bold(&format!("image {name}")), s.manifest);
                 let d = &s.id_flattening;
                 let from = if d.declared.is_empty() {
                     "not declared, so the default".to_string()
@@ -36,11 +41,12 @@ pub fn render(report: &Report) -> String {
                 let _ = writeln!(out, "  id-flattening: {} ({from})", d.effective.as_str());
             }
             (Some(name), None) => {
-                let _ = writeln!(out, "\nimage {name}");
+                let _ = writeln!(out, "\n{}", paint.bold(&format!("image {name}")));
             }
         }
         for f in findings {
-            let _ = writeln!(out, "  {}[{}]: {}", f.severity.as_str(), f.rule.id, f.message);
+            let label = paint.severity(f.severity, &format!("{}[{}]", f.severity.as_str(), f.rule.id));
+            let _ = writeln!(out, "  {label}: {}", f.message);
             if let Some(at) = where_(&f.location) {
                 let _ = writeln!(out, "    at {at}");
             }
@@ -91,4 +97,35 @@ fn where_(loc: &Location) -> Option<String> {
 
 fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
+}
+
+/// ANSI styling, or none.
+struct Paint(bool);
+
+impl Paint {
+    fn wrap(&self, code: &str, text: &str) -> String {
+        if self.0 { format!("\x1b[{code}m{text}\x1b[0m") } else { text.to_string() }
+    }
+
+    fn bold(&self, text: &str) -> String {
+        self.wrap("1", text)
+    }
+
+    fn severity(&self, s: crate::rules::Severity, text: &str) -> String {
+        use crate::rules::Severity::*;
+        self.wrap(
+            match s {
+                Error => "1;31",
+                Warning => "1;33",
+                Note => "1;36",
+            },
+            text,
+        )
+    }
+}
+
+/// Colour only for a terminal, and never when `NO_COLOR` is set to
+/// anything non-empty (no-color.org).
+pub fn use_color(stream_is_terminal: bool) -> bool {
+    stream_is_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }

@@ -3,6 +3,7 @@
 pub mod human;
 pub mod inspect;
 pub mod json;
+pub mod sarif;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -10,4 +11,6 @@ pub enum Format {
     Human,
     /// One JSON document; see schema/validate-report.schema.json.
     Json,
+    /// SARIF 2.1.0 for code scanning (validate only).
+    Sarif,
 }

@@ -1,0 +1,136 @@
+//! SARIF 2.1.0, as GitHub code scanning reads it: one reporting descriptor
+//! per rule, one result per finding, located by the file in the layout and,
+//! logically, by image, layer and path.
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::report::{Finding, Report};
+use crate::rules::{ALL, Rule, Severity};
+
+#[derive(Serialize)]
+struct Log {
+    #[serde(rename = "$schema")]
+    schema: &'static str,
+    version: &'static str,
+    runs: Vec<Value>,
+}
+
+fn level(s: Severity) -> &'static str {
+    match s {
+        Severity::Error => "error",
+        Severity::Warning => "warning",
+        Severity::Note => "note",
+    }
+}
+
+fn descriptor(r: &Rule) -> Value {
+    let link = r.spec_link();
+    json!({
+        "id": r.id,
+        "name": r.id,
+        "shortDescription": {"text": r.summary},
+        "fullDescription": {"text": format!("{} Enforces {} of the single-ID images specification.", r.summary, r.clause)},
+        "help": {
+            "text": format!("{} See {link}.", r.summary),
+            "markdown": format!("{} See [{}]({link}).", r.summary, r.clause),
+        },
+        "defaultConfiguration": {"level": level(r.severity)},
+        "properties": {"specClause": r.clause, "tags": [r.clause]},
+    })
+}
+
+/// `uri` of the file a finding is in: the layout path joined with the
+/// layout-relative file, or the archive itself (the member is logical).
+fn artifact(layout: &str, archive: bool, f: &Finding) -> String {
+    let path = match (&f.location.file, archive) {
+        (Some(file), false) => format!("{}/{file}", layout.trim_end_matches('/')),
+        _ => layout.to_string(),
+    };
+    // A URI reference: escape what would end or change the path part.
+    path.chars()
+        .map(|c| match c {
+            '%' | ' ' | '#' | '?' | '[' | ']' => format!("%{:02X}", c as u32),
+            c if c.is_control() => c.to_string().bytes().map(|b| format!("%{b:02X}")).collect(),
+            c => c.to_string(),
+        })
+        .collect()
+}
+
+fn result(layout: &str, archive: bool, f: &Finding, rule_index: usize) -> Value {
+    let loc = &f.location;
+    let mut logical = Vec::new();
+    let mut name = Vec::new();
+    if let Some(image) = &loc.image {
+        name.push(format!("image {image}"));
+    }
+    if let Some(layer) = loc.layer {
+        name.push(format!("layer {layer}"));
+    }
+    if archive {
+        if let Some(file) = &loc.file {
+            name.push(file.clone());
+        }
+    }
+    if let Some(path) = &loc.path {
+        name.push(path.clone());
+    }
+    if !name.is_empty() {
+        logical.push(json!({"fullyQualifiedName": name.join(" / "), "kind": "resource"}));
+    }
+    let mut text = f.message.clone();
+    if f.count > 1 {
+        let shown: Vec<&str> = f.examples.iter().map(|e| e.path.as_str()).collect();
+        text.push_str(&format!(" ({} entries, e.g. {})", f.count, shown.join(", ")));
+    } else if let Some(p) = &loc.path {
+        text.push_str(&format!(" ({p})"));
+    }
+    let mut properties = json!({"specClause": f.clause, "count": f.count});
+    if let Some(p) = &loc.pointer {
+        properties["jsonPointer"] = json!(p);
+    }
+    if let Some(m) = &loc.manifest {
+        properties["manifest"] = json!(m);
+    }
+    json!({
+        "ruleId": f.rule.id,
+        "ruleIndex": rule_index,
+        "level": level(f.severity),
+        "message": {"text": text},
+        "locations": [{
+            "physicalLocation": {
+                "artifactLocation": {"uri": artifact(layout, archive, f)},
+                "region": {"startLine": 1}
+            },
+            "logicalLocations": logical,
+        }],
+        "properties": properties,
+    })
+}
+
+/// `layout` is the path of the layout (or archive) as given; `archive`
+/// says which it is.
+pub fn render(report: &Report, layout: &str, archive: bool) -> String {
+    let rules: Vec<Value> = ALL.iter().map(|r| descriptor(r)).collect();
+    let results: Vec<Value> = report
+        .findings
+        .iter()
+        .map(|f| {
+            let index = ALL.iter().position(|r| r.id == f.rule.id).expect("every finding's rule is registered");
+            result(layout, archive, f, index)
+        })
+        .collect();
+    let run = json!({
+        "tool": {"driver": {
+            "name": "single-id",
+            "version": env!("CARGO_PKG_VERSION"),
+            "rules": rules,
+        }},
+        "results": results,
+        "columnKind": "unicodeCodePoints",
+    });
+    let log = Log { schema: "https://json.schemastore.org/sarif-2.1.0.json", version: "2.1.0", runs: vec![run] };
+    let mut out = serde_json::to_string_pretty(&log).expect("a SARIF log always serialises");
+    out.push('\n');
+    out
+}
