@@ -70,3 +70,32 @@ fn umoci_label_change_makes_a_conflict() {
     assert_eq!(rules, ["annotation-conflict"]);
     assert_eq!(doc["images"][0]["idFlattening"]["effective"], "caution");
 }
+
+/// Docker v2 schema 2 has no manifest annotations: converting drops the
+/// declaration from the manifest and only the Label survives, which is why
+/// the spec asks for both. Docker layer media types are read like OCI ones.
+#[test]
+fn skopeo_v2s2_conversion_keeps_only_the_label() {
+    let t = TestDir::new();
+    umoci_image(&t);
+    t.tool("skopeo", &["copy", "-q", "--format", "v2s2", "oci:img:latest", "oci:v2:latest"]);
+    let (code, doc) = validate_json(&t, "v2");
+    let rules: Vec<&str> = doc["findings"].as_array().unwrap().iter().map(|f| f["rule"].as_str().unwrap()).collect();
+    assert_eq!((code, rules), (1, vec!["annotation-manifest-missing"]), "{doc:#}");
+    assert_eq!(doc["images"][0]["idFlattening"]["effective"], "flattened");
+}
+
+/// umoci 0.4.7's `insert` writes a layer whose tar stream stops short of
+/// its last padding and end-of-archive blocks; the layer check notices.
+#[test]
+fn umoci_insert_layers_are_reported_truncated() {
+    let t = TestDir::new();
+    std::fs::write(t.join("hello"), "hello\n").unwrap();
+    t.tool("umoci", &["init", "--layout", "img"]);
+    t.tool("umoci", &["new", "--image", "img:latest"]);
+    t.tool("umoci", &["insert", "--image", "img:latest", "hello", "/etc/hello"]);
+    let (code, doc) = validate_json(&t, "img");
+    let rules: Vec<&str> = doc["findings"].as_array().unwrap().iter().map(|f| f["rule"].as_str().unwrap()).collect();
+    assert!(rules.contains(&"layer-unreadable"), "{doc:#}");
+    assert_eq!(code, 1);
+}

@@ -8,6 +8,8 @@ pub mod path;
 
 use std::fmt;
 use std::io::{self, BufReader, Read};
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::thread;
 
 use flate2::bufread::MultiGzDecoder;
 use indicatif::ProgressBar;
@@ -173,7 +175,97 @@ pub fn scan(
             return (blob, Err(error));
         }
     };
-    let diff = HashingReader::new(decoder, Hasher::new(&DigestAlgorithm::Sha256));
+    // Decompression runs on its own thread, hashing and tar parsing on this
+    // one: on two cores the stream moves at the speed of the slower half.
+    let (tx, rx) = mpsc::sync_channel(CHANNEL_DEPTH);
+    thread::scope(|s| {
+        let producer = s.spawn(move || pump(decoder, tx));
+        let diff = HashingReader::new(Chunks::new(rx), Hasher::new(&DigestAlgorithm::Sha256));
+        consume(diff, sink, producer)
+    })
+}
+
+/// Chunks of this size cross from the decompressing thread; with the
+/// channel depth this bounds the memory in flight to 1.25 MiB per layer.
+const CHUNK: usize = 256 << 10;
+const CHANNEL_DEPTH: usize = 4;
+
+type Decompressor = Decoder<BufReader<Tick<BlobReader>>>;
+
+/// Decompresses until the end, an error, or the reader hanging up; gives
+/// the decoder back so the rest of the blob can still be hashed.
+fn pump(mut decoder: Decompressor, tx: SyncSender<io::Result<Vec<u8>>>) -> Decompressor {
+    loop {
+        let mut buf = vec![0u8; CHUNK];
+        let mut filled = 0;
+        // Fill whole chunks: decoders return small reads.
+        let result = loop {
+            match decoder.read(&mut buf[filled..]) {
+                Ok(0) => break Ok(()),
+                Ok(n) => {
+                    filled += n;
+                    if filled == CHUNK {
+                        break Ok(());
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => break Err(e),
+            }
+        };
+        let at_end = filled < CHUNK;
+        buf.truncate(filled);
+        if filled > 0 && tx.send(Ok(buf)).is_err() {
+            return decoder;
+        }
+        match result {
+            Err(e) => {
+                let _ = tx.send(Err(e));
+                return decoder;
+            }
+            Ok(()) if at_end => return decoder,
+            Ok(()) => {}
+        }
+    }
+}
+
+/// The reading end of [`pump`].
+struct Chunks {
+    rx: Receiver<io::Result<Vec<u8>>>,
+    chunk: Vec<u8>,
+    pos: usize,
+}
+
+impl Chunks {
+    fn new(rx: Receiver<io::Result<Vec<u8>>>) -> Self {
+        Chunks { rx, chunk: Vec::new(), pos: 0 }
+    }
+}
+
+impl Read for Chunks {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.chunk.len() {
+            match self.rx.recv() {
+                Ok(Ok(chunk)) => {
+                    self.chunk = chunk;
+                    self.pos = 0;
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Ok(0), // the decompressor is done
+            }
+        }
+        let n = buf.len().min(self.chunk.len() - self.pos);
+        buf[..n].copy_from_slice(&self.chunk[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// The tar side of [`scan`]: every entry to the sink, then the end checks.
+fn consume(
+    diff: HashingReader<Chunks>,
+    sink: &mut dyn Sink,
+    producer: thread::ScopedJoinHandle<'_, Decompressor>,
+) -> (BlobReader, Result<Scanned, StreamError>) {
     let mut archive = tar::Archive::new(diff);
     let mut entries = 0u64;
     let mut last: Option<String> = None;
@@ -215,7 +307,12 @@ pub fn scan(
         let missing_end_marker = before == end_of_last && diff.count() == before;
         Ok((trailing_data, missing_end_marker))
     });
-    let (decoder, diff_id, uncompressed) = diff.into_parts();
+    let (chunks, diff_id, uncompressed) = diff.into_parts();
+    drop(chunks); // a producer still sending stops
+    let decoder = match producer.join() {
+        Ok(d) => d,
+        Err(panic) => std::panic::resume_unwind(panic),
+    };
     // Read whatever the decoder left (or, after a failure, everything not
     // yet read) so that the blob digest covers the whole blob.
     let mut blob = decoder.into_inner().into_inner().inner;
