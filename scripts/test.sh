@@ -47,7 +47,7 @@ export SINGLE_ID_SARIF_SCHEMA=$PWD/$sarif_schema
 # The last line totals every test binary's "test result" line, so that a
 # reader (or CI) sees one count for the whole run.
 set -o pipefail
-cargo test --workspace --locked --all-targets "$@" 2>&1 | awk '
+cargo test --workspace --locked --all-targets --no-fail-fast "$@" 2>&1 | awk '
   { print }
   /^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
   END { printf "\ntotal: %d passed, %d failed\n", p, f }'

@@ -128,9 +128,10 @@ fn scan_one(layout: &Layout, job: &Job, keys: &RandomState, max_examples: usize,
     let (reader, result) = layer::scan(opened.reader, compression, &mut sinks, progress);
     let intact = blob::OpenBlob { reader, len }.check(desc, &job.location, &mut f);
     let (groups, links) = sinks.0.finish();
-    let mut scan = LayerScan { stats: Some(sinks.1.finish()), links: Some(links), ..LayerScan::default() };
+    let mut scan = LayerScan::default();
     match result {
         Err(e) => {
+            // Statistics of a part of a layer would be mistaken for the whole.
             // A blob that fails its digest explains a broken stream; say both,
             // the digest first, since it is the cause.
             let what =
@@ -145,6 +146,8 @@ fn scan_one(layout: &Layout, job: &Job, keys: &RandomState, max_examples: usize,
                 f.push(&LAYER_END_MARKER, at.clone(), "the tar stream stops without an end-of-archive marker");
             }
             scan.diff_id = Some(s.diff_id);
+            scan.stats = Some(sinks.1.finish());
+            scan.links = Some(links);
         }
     }
     let mut findings = f.into_vec();

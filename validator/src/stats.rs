@@ -67,6 +67,8 @@ pub struct LayerStats {
     pub names: Vec<NameTally>,
     pub setuid: Tally,
     pub setgid: Tally,
+    /// Entries with either bit (an entry with both counts once).
+    pub setid_entries: u64,
     pub sticky_dirs: Tally,
     pub devices: Tally,
     pub fifos: Tally,
@@ -128,9 +130,14 @@ impl Sink for Collector {
         } else {
             s.other_owners += 1;
         }
-        let names = (e.uname.clone(), e.gname.clone());
-        if self.names.len() < MAX_DISTINCT || self.names.contains_key(&names) {
-            self.names.entry(names).or_default().add(max, path, || None);
+        // Names a PAX record replaced count too (PRODUCER-NAMES names both).
+        for names in std::iter::once((e.uname.clone(), e.gname.clone())).chain(e.header_names.clone()) {
+            if self.names.len() < MAX_DISTINCT || self.names.contains_key(&names) {
+                self.names.entry(names).or_default().add(max, path, || None);
+            }
+        }
+        if e.mode & 0o6000 != 0 {
+            s.setid_entries += 1;
         }
         if e.mode & 0o4000 != 0 {
             s.setuid.add(max, path, owner);
@@ -200,6 +207,7 @@ impl LayerStats {
                 a.merge(b, max);
             }
             out.hardlinks += l.hardlinks;
+            out.setid_entries += l.setid_entries;
             out.symlinks += l.symlinks;
             out.whiteouts += l.whiteouts;
             out.user_xattrs += l.user_xattrs;

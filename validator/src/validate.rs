@@ -6,7 +6,7 @@ use crate::error::Error;
 use crate::image::{self, Image};
 use crate::layout::Layout;
 use crate::reference::{Kind, Reference};
-use crate::report::{Findings, ImageSummary, Location, Report};
+use crate::report::{Findings, Groups, ImageSummary, Location, Report};
 use crate::rules::producer::{self, LayerFacts};
 use crate::rules::{DIFF_ID, LAYER_HARDLINK, annotation, layer, layout as layout_rules};
 use crate::scan::{self, Job, LayerScan};
@@ -56,7 +56,7 @@ pub fn validate(reference: &Reference, target: String, options: &Options) -> Res
         let layers: Vec<Option<&LayerScan>> =
             image.manifest.layers().iter().map(|l| scans.get(&l.digest().to_string())).collect();
         check_diff_ids(image, &layers, &mut f);
-        check_lower_links(image, &layers, &keys, &mut f);
+        check_lower_links(image, &layers, &keys, options.max_examples, &mut f);
         if layers.iter().all(|l| l.is_some_and(|l| l.stats.is_some())) {
             let facts: Vec<LayerFacts<'_>> = layers
                 .iter()
@@ -126,15 +126,21 @@ fn check_diff_ids(image: &Image, layers: &[Option<&LayerScan>], f: &mut Findings
     }
 }
 
-/// OCI-LAYER-HARDLINKS across layers.
-fn check_lower_links(image: &Image, layers: &[Option<&LayerScan>], keys: &RandomState, f: &mut Findings) {
+/// OCI-LAYER-HARDLINKS across layers, grouped per layer like the rest.
+fn check_lower_links(image: &Image, layers: &[Option<&LayerScan>], keys: &RandomState, max: usize, f: &mut Findings) {
     let Some(links) = layers.iter().map(|l| l.and_then(|l| l.links.as_ref())).collect::<Option<Vec<_>>>() else {
         return;
     };
-    layer::check_lower_links(keys, &links, &mut |i, problem, example| {
-        let at = Location { path: example.split(" -> ").next().map(str::to_string), ..layer_location(image, i) };
-        f.push(&LAYER_HARDLINK, at, format!("{problem}: {example}"));
+    let mut groups: std::collections::BTreeMap<usize, Groups> = Default::default();
+    layer::check_lower_links(keys, &links, &mut |i, problem, link, detail| {
+        let g = groups.entry(i).or_insert_with(|| Groups::new(max));
+        g.add(&LAYER_HARDLINK, &layer_location(image, i), problem.to_string(), link.to_string(), Some(detail));
     });
+    for g in groups.into_values() {
+        for finding in g.into_findings() {
+            f.push_finding(finding);
+        }
+    }
 }
 
 /// Every place the image may declare id-flattening: manifest first.

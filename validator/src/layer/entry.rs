@@ -74,6 +74,10 @@ pub struct Entry {
     pub has_acl: bool,
     pub mtime: u64,
     pub problems: Vec<Problem>,
+    /// The header's (user, group) names, when a PAX record replaced one.
+    pub header_names: Option<(Vec<u8>, Vec<u8>)>,
+    /// A PAX record could not be parsed; later records were not read.
+    pub pax_unread: bool,
 }
 
 /// Upper bound for a PAX extended header kept in memory; real ones are a
@@ -126,6 +130,8 @@ impl Entry {
             has_acl: false,
             mtime,
             problems,
+            header_names: None,
+            pax_unread: false,
         };
         if size != header_size && header_size != 0 {
             entry.problems.push(Problem {
@@ -134,8 +140,34 @@ impl Entry {
                 mismatch: true,
             });
         }
-        entry.apply_pax(e);
+        entry.negative_numbers(e.header());
+        // A global header's body is its own PAX records: leave it unread
+        // for the rules (`pax_extensions` would consume it).
+        if kind != Kind::Global {
+            entry.apply_pax(e);
+        }
         entry
+    }
+
+    /// GNU base-256 fields whose sign bit is set: the tar crate reads them
+    /// as huge positive numbers, so look at the raw bytes.
+    fn negative_numbers(&mut self, h: &tar::Header) {
+        let raw = h.as_bytes();
+        for (field, range) in [("uid", 108..116), ("gid", 116..124), ("size", 124..136), ("mtime", 136..148)] {
+            if raw[range.start] == 0xff {
+                // Garbage, like any unreadable field: read as 0.
+                match field {
+                    "uid" => self.uid = 0,
+                    "gid" => self.gid = 0,
+                    _ => {}
+                }
+                self.problems.push(Problem {
+                    field,
+                    detail: format!("{field} is a negative base-256 number"),
+                    mismatch: false,
+                });
+            }
+        }
     }
 
     /// Reads what the tar crate leaves to its caller from the PAX records:
@@ -152,19 +184,37 @@ impl Entry {
         for record in pax {
             let record = match record {
                 Ok(r) => r,
-                Err(err) => {
-                    self.problems.push(Problem {
-                        field: "pax",
-                        detail: format!("malformed record: {err}"),
-                        mismatch: false,
-                    });
+                Err(_) => {
+                    // The tar crate splits PAX headers at newlines, so a value
+                    // holding one (a binary xattr) breaks its parse: a limit of
+                    // this tool, not necessarily a fault of the image.
+                    self.pax_unread = true;
                     break;
                 }
             };
             let (key, value) = (record.key_bytes(), record.value_bytes());
             match key {
-                b"uname" => self.uname = value.to_vec(),
-                b"gname" => self.gname = value.to_vec(),
+                b"uname" | b"gname" => {
+                    let (field, slot) =
+                        if key == b"uname" { ("uname", &mut self.uname) } else { ("gname", &mut self.gname) };
+                    if !slot.is_empty() && slot.as_slice() != value {
+                        // Both names count for PRODUCER-NAMES; keep the header's.
+                        let old = std::mem::replace(slot, value.to_vec());
+                        let names = self.header_names.get_or_insert_with(|| (self.uname.clone(), self.gname.clone()));
+                        if field == "uname" {
+                            names.0 = old
+                        } else {
+                            names.1 = old
+                        }
+                        self.problems.push(Problem {
+                            field,
+                            detail: format!("PAX {field} {:?} disagrees with the header's", super::path::escape(value)),
+                            mismatch: true,
+                        });
+                    } else {
+                        *slot = value.to_vec();
+                    }
+                }
                 b"uid" | b"gid" | b"size" => {
                     // tar applies these only when they parse; say when not.
                     let text = std::str::from_utf8(value).unwrap_or("");

@@ -178,25 +178,28 @@ pub fn scan(
     // Decompression runs on its own thread, hashing and tar parsing on this
     // one: on two cores the stream moves at the speed of the slower half.
     let (tx, rx) = mpsc::sync_channel(CHANNEL_DEPTH);
+    let (spare_tx, spare_rx) = mpsc::sync_channel(CHANNEL_DEPTH + 1);
     thread::scope(|s| {
-        let producer = s.spawn(move || pump(decoder, tx));
-        let diff = HashingReader::new(Chunks::new(rx), Hasher::new(&DigestAlgorithm::Sha256));
+        let producer = s.spawn(move || pump(decoder, tx, spare_rx));
+        let diff = HashingReader::new(Chunks::new(rx, spare_tx), Hasher::new(&DigestAlgorithm::Sha256));
         consume(diff, sink, producer)
     })
 }
 
 /// Chunks of this size cross from the decompressing thread; with the
-/// channel depth this bounds the memory in flight to 1.25 MiB per layer.
+/// channel depth this bounds the memory in flight to about 2.5 MiB per layer.
 const CHUNK: usize = 256 << 10;
 const CHANNEL_DEPTH: usize = 4;
 
 type Decompressor = Decoder<BufReader<Tick<BlobReader>>>;
 
 /// Decompresses until the end, an error, or the reader hanging up; gives
-/// the decoder back so the rest of the blob can still be hashed.
-fn pump(mut decoder: Decompressor, tx: SyncSender<io::Result<Vec<u8>>>) -> Decompressor {
+/// the decoder back so the rest of the blob can still be hashed. Emptied
+/// chunks come back on `spare`, so a layer allocates a handful of buffers.
+fn pump(mut decoder: Decompressor, tx: SyncSender<io::Result<Vec<u8>>>, spare: Receiver<Vec<u8>>) -> Decompressor {
     loop {
-        let mut buf = vec![0u8; CHUNK];
+        let mut buf = spare.try_recv().unwrap_or_else(|_| vec![0u8; CHUNK]);
+        buf.resize(CHUNK, 0);
         let mut filled = 0;
         // Fill whole chunks: decoders return small reads.
         let result = loop {
@@ -231,13 +234,14 @@ fn pump(mut decoder: Decompressor, tx: SyncSender<io::Result<Vec<u8>>>) -> Decom
 /// The reading end of [`pump`].
 struct Chunks {
     rx: Receiver<io::Result<Vec<u8>>>,
+    spare: SyncSender<Vec<u8>>,
     chunk: Vec<u8>,
     pos: usize,
 }
 
 impl Chunks {
-    fn new(rx: Receiver<io::Result<Vec<u8>>>) -> Self {
-        Chunks { rx, chunk: Vec::new(), pos: 0 }
+    fn new(rx: Receiver<io::Result<Vec<u8>>>, spare: SyncSender<Vec<u8>>) -> Self {
+        Chunks { rx, spare, chunk: Vec::new(), pos: 0 }
     }
 }
 
@@ -246,7 +250,8 @@ impl Read for Chunks {
         while self.pos == self.chunk.len() {
             match self.rx.recv() {
                 Ok(Ok(chunk)) => {
-                    self.chunk = chunk;
+                    let used = std::mem::replace(&mut self.chunk, chunk);
+                    let _ = self.spare.try_send(used);
                     self.pos = 0;
                 }
                 Ok(Err(e)) => return Err(e),
@@ -304,7 +309,10 @@ fn consume(
             message: e.to_string(),
             from_sink: false,
         })?;
-        let missing_end_marker = before == end_of_last && diff.count() == before;
+        // The marker is two zero blocks; the tar reader stops after the
+        // first, so the second must be among what was left.
+        let after = diff.count() - before;
+        let missing_end_marker = before == end_of_last || (before == end_of_last + 512 && after < 512);
         Ok((trailing_data, missing_end_marker))
     });
     let (chunks, diff_id, uncompressed) = diff.into_parts();

@@ -13,7 +13,7 @@ use std::io::Read;
 
 use super::{
     LAYER_DUPLICATE, LAYER_HARDLINK, LAYER_HEADER_FIELD, LAYER_ID_RANGE, LAYER_PATH_ABSOLUTE, LAYER_PATH_ESCAPE,
-    LAYER_PAX_MISMATCH, LAYER_WHITEOUT, LAYER_WHITEOUT_CONTENT,
+    LAYER_PAX_MISMATCH, LAYER_PAX_UNREAD, LAYER_WHITEOUT, LAYER_WHITEOUT_CONTENT,
 };
 use crate::layer::path::Normal;
 use crate::layer::{Entry, Kind, Sink, SinkError};
@@ -117,6 +117,15 @@ impl Sink for LayerRules<'_> {
             let what = if p.mismatch { "a PAX record disagrees with the header" } else { "unreadable header field" };
             self.add(rule, format!("{what}: {}", p.field), e, Some(p.detail.clone()));
         }
+        if e.pax_unread {
+            let detail = Some("a value holding a newline, such as a binary xattr".to_string());
+            self.add(
+                &LAYER_PAX_UNREAD,
+                "a PAX record this tool cannot parse; later records of the entry unchecked",
+                e,
+                detail,
+            );
+        }
         if e.kind == Kind::Global {
             check_global(self, e, data);
             return Ok(());
@@ -175,7 +184,11 @@ fn check_global(rules: &mut LayerRules<'_>, e: &Entry, data: &mut dyn Read) {
 /// Hardlinks whose target was not in their own layer must find it in the
 /// tree the lower layers built, not removed by their own layer's whiteouts.
 /// `layers[i]` is layer i of the image; findings go to `groups[i]`.
-pub fn check_lower_links(keys: &RandomState, layers: &[&LinkIndex], report: &mut dyn FnMut(usize, String, String)) {
+pub fn check_lower_links(
+    keys: &RandomState,
+    layers: &[&LinkIndex],
+    report: &mut dyn FnMut(usize, &'static str, &str, String),
+) {
     for (i, layer) in layers.iter().enumerate() {
         for (link, target) in &layer.deferred {
             let found = resolve(keys, &layers[..i], layer, target);
@@ -184,7 +197,7 @@ pub fn check_lower_links(keys: &RandomState, layers: &[&LinkIndex], report: &mut
                 Some(false) => continue,
                 None => "hardlink target is not in this layer or any lower layer",
             };
-            report(i, problem.to_string(), format!("{link} -> {}", target.display()));
+            report(i, problem, link, format!("target {}", target.display()));
         }
     }
 }

@@ -112,7 +112,9 @@ rules! {
     LAYER_HEADER_FIELD = "layer-header-field", Error, "OCI-LAYER-READABLE",
         "Every numeric header field and PAX record of an entry can be read (no garbled or negative numbers).";
     LAYER_PAX_MISMATCH = "layer-pax-mismatch", Warning, "PRODUCER-PAX-CONSISTENT",
-        "A PAX record and the header field it overrides agree, and no PAX global header sets entry fields.";
+        "A PAX `size`, `uname` or `gname` record agrees with the header field it overrides, and no PAX global header sets entry fields.";
+    LAYER_PAX_UNREAD = "layer-pax-unread", Warning, "OCI-LAYER-READABLE",
+        "Every PAX record could be read by this tool; the tar crate it uses cannot parse a value holding a newline (some binary xattrs), so fields after it went unchecked.";
     LAYER_ID_RANGE = "layer-id-range", Warning, "PRODUCER-ID-RANGE",
         "Every UID and GID fits the 32-bit IDs that Linux consumers can represent.";
     DIFF_ID = "diff-id", Error, "OCI-DIFF-ID",

@@ -62,7 +62,7 @@ impl Assessment {
             a.untracked_owners += s.other_owners;
             a.bad_names +=
                 s.names.iter().filter(|n| !ok_name(&n.uname) || !ok_name(&n.gname)).map(|n| n.tally.count).sum::<u64>();
-            a.setid += s.setuid.count + s.setgid.count;
+            a.setid += s.setid_entries;
             a.devices += s.devices.count;
             a.id_xattrs += s.capabilities.count + s.rootless_xattrs.count + s.acls.count;
         }
@@ -168,21 +168,29 @@ pub fn check(
         // count are of the entries that differ from it.
         let main = |m: &BTreeMap<u64, Tally>| m.iter().max_by_key(|(_, t)| t.count).map(|(id, _)| *id);
         let (main_uid, main_gid) = (main(&uids), main(&gids));
-        let mut examples = Vec::new();
-        let count = a.untracked_owners
-            + layers
-                .iter()
-                .flat_map(|l| &l.stats.owners)
-                .filter(|o| Some(o.uid) != main_uid || Some(o.gid) != main_gid)
-                .map(|o| o.tally.count)
-                .sum::<u64>();
-        for (kind, m, skip) in [("uid", &uids, main_uid), ("gid", &gids, main_gid)] {
-            for (id, t) in m.iter().filter(|(id, _)| Some(**id) != skip) {
-                let detail = |e: &Example| Example {
-                    path: e.path.clone(),
-                    detail: Some(format!("{kind} {id}, on {} entries", t.count)),
-                };
-                examples.extend(t.examples.iter().take(2).map(detail));
+        // Count and examples: entries whose pair differs from the main one,
+        // a few per pair, each path once.
+        let mut count = a.untracked_owners;
+        let mut examples: Vec<Example> = Vec::new();
+        for l in layers {
+            for o in l.stats.owners.iter().filter(|o| Some(o.uid) != main_uid || Some(o.gid) != main_gid) {
+                count += o.tally.count;
+                let detail = format!(
+                    "{}:{}, in layer {} with {}",
+                    o.uid,
+                    o.gid,
+                    l.at.layer.unwrap_or_default(),
+                    entries(o.tally.count)
+                );
+                let fresh: Vec<Example> = o
+                    .tally
+                    .examples
+                    .iter()
+                    .filter(|e| !examples.iter().any(|x| x.path == e.path))
+                    .take(2)
+                    .map(|e| Example { path: e.path.clone(), detail: Some(detail.clone()) })
+                    .collect();
+                examples.extend(fresh);
             }
         }
         examples.truncate(max);
@@ -248,4 +256,9 @@ pub fn check(
             format!("config.User is {:?}; a flattened image has no account but root", config_user.unwrap_or_default()),
         );
     }
+}
+
+/// "1 entry", "2 entries".
+pub fn entries(n: u64) -> String {
+    if n == 1 { "1 entry".into() } else { format!("{n} entries") }
 }
