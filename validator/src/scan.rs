@@ -56,7 +56,8 @@ pub fn layer_jobs(images: &[Image]) -> Vec<Job> {
 pub fn run(layout: &Layout, jobs: &[Job], keys: &RandomState, max_examples: usize) -> HashMap<String, LayerScan> {
     let progress = progress_bar(jobs);
     let next = AtomicUsize::new(0);
-    let workers = thread::available_parallelism().map_or(1, |n| n.get()).min(jobs.len().max(1));
+    let cores = thread::available_parallelism().map_or(1, |n| n.get());
+    let workers = cores.min(jobs.len().max(1));
     let done: Vec<(usize, LayerScan)> = thread::scope(|s| {
         let handles: Vec<_> = (0..workers)
             .map(|_| {
@@ -65,7 +66,10 @@ pub fn run(layout: &Layout, jobs: &[Job], keys: &RandomState, max_examples: usiz
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         let Some(job) = jobs.get(i) else { break };
-                        out.push((i, scan_one(layout, job, keys, max_examples, &progress)));
+                        // Pipeline a layer only when no other layer is
+                        // waiting for a core (the last ones, or a lone one).
+                        let pipelined = jobs.len() - i < cores;
+                        out.push((i, scan_one(layout, job, keys, max_examples, &progress, pipelined)));
                     }
                     out
                 })
@@ -95,7 +99,14 @@ fn progress_bar(jobs: &[Job]) -> ProgressBar {
     bar
 }
 
-fn scan_one(layout: &Layout, job: &Job, keys: &RandomState, max_examples: usize, progress: &ProgressBar) -> LayerScan {
+fn scan_one(
+    layout: &Layout,
+    job: &Job,
+    keys: &RandomState,
+    max_examples: usize,
+    progress: &ProgressBar,
+    pipelined: bool,
+) -> LayerScan {
     let desc = &job.descriptor;
     let mut f = Findings::default();
     let compression = if job.read_tar { Compression::of(desc.media_type()) } else { None };
@@ -125,7 +136,7 @@ fn scan_one(layout: &Layout, job: &Job, keys: &RandomState, max_examples: usize,
     };
     let mut sinks = (LayerRules::new(keys, at.clone(), max_examples), Collector::new(max_examples));
     let len = opened.len;
-    let (reader, result) = layer::scan(opened.reader, compression, &mut sinks, progress);
+    let (reader, result) = layer::scan(opened.reader, compression, &mut sinks, progress, pipelined);
     let intact = blob::OpenBlob { reader, len }.check(desc, &job.location, &mut f);
     let (groups, links) = sinks.0.finish();
     let mut scan = LayerScan::default();

@@ -93,14 +93,35 @@ pub struct Collector {
     stats: LayerStats,
     owners: BTreeMap<(u64, u64), Tally>,
     names: BTreeMap<(Vec<u8>, Vec<u8>), Tally>,
+    /// The names of the entries just seen, counted apart until they change.
+    last_names: Option<(Vec<u8>, Vec<u8>, Tally)>,
 }
 
 impl Collector {
     pub fn new(max_examples: usize) -> Self {
-        Collector { max: max_examples, stats: LayerStats::default(), owners: BTreeMap::new(), names: BTreeMap::new() }
+        Collector {
+            max: max_examples,
+            stats: LayerStats::default(),
+            owners: BTreeMap::new(),
+            names: BTreeMap::new(),
+            last_names: None,
+        }
+    }
+
+    fn count_names(&mut self, names: (Vec<u8>, Vec<u8>), t: Tally) {
+        if self.names.len() < MAX_DISTINCT || self.names.contains_key(&names) {
+            self.names.entry(names).or_default().merge(&t, self.max);
+        }
+    }
+
+    fn flush_names(&mut self) {
+        if let Some((u, g, t)) = self.last_names.take() {
+            self.count_names((u, g), t);
+        }
     }
 
     pub fn finish(mut self) -> LayerStats {
+        self.flush_names();
         let mut owners: Vec<OwnerTally> =
             self.owners.into_iter().map(|((uid, gid), tally)| OwnerTally { uid, gid, tally }).collect();
         owners.sort_by(|a, b| b.tally.count.cmp(&a.tally.count).then((a.uid, a.gid).cmp(&(b.uid, b.gid))));
@@ -120,6 +141,22 @@ impl Sink for Collector {
             return Ok(());
         }
         let max = self.max;
+        let path = || e.display_path();
+        if let Some(t) = self.last_names.as_mut().filter(|(u, g, _)| *u == e.uname && *g == e.gname) {
+            // Most entries repeat the previous entry's names: count them
+            // without a map lookup, and fold them in when the names change.
+            t.2.add(max, path, || None);
+        } else {
+            self.flush_names();
+            self.last_names = Some((e.uname.clone(), e.gname.clone(), Tally::default()));
+            self.last_names.as_mut().expect("just set").2.add(max, path, || None);
+        }
+        if let Some(header) = e.header_names.clone() {
+            self.count_names(
+                header,
+                Tally { count: 1, examples: vec![crate::report::Example { path: path(), detail: None }] },
+            );
+        }
         let s = &mut self.stats;
         s.entries += 1;
         let path = || e.display_path();
@@ -131,11 +168,6 @@ impl Sink for Collector {
             s.other_owners += 1;
         }
         // Names a PAX record replaced count too (PRODUCER-NAMES names both).
-        for names in std::iter::once((e.uname.clone(), e.gname.clone())).chain(e.header_names.clone()) {
-            if self.names.len() < MAX_DISTINCT || self.names.contains_key(&names) {
-                self.names.entry(names).or_default().add(max, path, || None);
-            }
-        }
         if e.mode & 0o6000 != 0 {
             s.setid_entries += 1;
         }

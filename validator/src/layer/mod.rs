@@ -164,6 +164,7 @@ pub fn scan(
     compression: Compression,
     sink: &mut dyn Sink,
     progress: &ProgressBar,
+    pipelined: bool,
 ) -> (BlobReader, Result<Scanned, StreamError>) {
     let blob = Tick { inner: blob, progress: progress.clone() };
     let decoder = match Decoder::new(BufReader::with_capacity(1 << 16, blob), compression) {
@@ -175,14 +176,28 @@ pub fn scan(
             return (blob, Err(error));
         }
     };
+    if !pipelined {
+        // Decoders are slow at small reads (tar asks for 512 bytes at a
+        // time): buffer whole chunks, as the pipelined path does.
+        let diff = HashingReader::new(BufReader::with_capacity(CHUNK, decoder), Hasher::new(&DigestAlgorithm::Sha256));
+        return consume(diff, sink, BufReader::into_inner);
+    }
     // Decompression runs on its own thread, hashing and tar parsing on this
-    // one: on two cores the stream moves at the speed of the slower half.
+    // one: with a core to spare the stream moves at the speed of the slower
+    // half. When other layers keep every core busy, the hand-over between
+    // threads is pure cost, so the caller turns it off.
     let (tx, rx) = mpsc::sync_channel(CHANNEL_DEPTH);
     let (spare_tx, spare_rx) = mpsc::sync_channel(CHANNEL_DEPTH + 1);
     thread::scope(|s| {
         let producer = s.spawn(move || pump(decoder, tx, spare_rx));
         let diff = HashingReader::new(Chunks::new(rx, spare_tx), Hasher::new(&DigestAlgorithm::Sha256));
-        consume(diff, sink, producer)
+        consume(diff, sink, |chunks| {
+            drop(chunks); // a producer still sending stops
+            match producer.join() {
+                Ok(d) => d,
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        })
     })
 }
 
@@ -266,21 +281,24 @@ impl Read for Chunks {
 }
 
 /// The tar side of [`scan`]: every entry to the sink, then the end checks.
-fn consume(
-    diff: HashingReader<Chunks>,
+/// `decoder_back` turns the reader into the decoder again, once the
+/// stream is done with.
+fn consume<R: Read>(
+    diff: HashingReader<R>,
     sink: &mut dyn Sink,
-    producer: thread::ScopedJoinHandle<'_, Decompressor>,
+    decoder_back: impl FnOnce(R) -> Decompressor,
 ) -> (BlobReader, Result<Scanned, StreamError>) {
     let mut archive = tar::Archive::new(diff);
     let mut entries = 0u64;
-    let mut last: Option<String> = None;
+    // The raw name of the last entry read, escaped only for an error.
+    let mut last: Option<Vec<u8>> = None;
     // Where the last entry's data (padded) ends: if the stream stops exactly
     // there, no end-of-archive block was read.
     let mut end_of_last = 0u64;
     let result = (|| -> Result<(), StreamError> {
-        let fail = |e: io::Error, last: &Option<String>, offset: u64| StreamError {
+        let fail = |e: io::Error, last: &Option<Vec<u8>>, offset: u64| StreamError {
             offset,
-            after: last.clone(),
+            after: last.as_deref().map(path::escape),
             message: e.to_string(),
             from_sink: false,
         };
@@ -291,12 +309,12 @@ fn consume(
             end_of_last = e.raw_file_position() + e.size().div_ceil(512) * 512;
             sink.entry(&entry, &mut e).map_err(|SinkError(message)| StreamError {
                 offset: e.raw_file_position(),
-                after: last.clone(),
+                after: last.as_deref().map(path::escape),
                 message,
                 from_sink: true,
             })?;
             entries += 1;
-            last = Some(entry.display_path());
+            last = Some(entry.raw_path);
         }
         Ok(())
     })();
@@ -305,7 +323,7 @@ fn consume(
         let before = diff.count();
         let trailing_data = drain_zeros(&mut diff).map_err(|e| StreamError {
             offset: diff.count(),
-            after: last.clone(),
+            after: last.as_deref().map(path::escape),
             message: e.to_string(),
             from_sink: false,
         })?;
@@ -315,12 +333,8 @@ fn consume(
         let missing_end_marker = before == end_of_last || (before == end_of_last + 512 && after < 512);
         Ok((trailing_data, missing_end_marker))
     });
-    let (chunks, diff_id, uncompressed) = diff.into_parts();
-    drop(chunks); // a producer still sending stops
-    let decoder = match producer.join() {
-        Ok(d) => d,
-        Err(panic) => std::panic::resume_unwind(panic),
-    };
+    let (reader, diff_id, uncompressed) = diff.into_parts();
+    let decoder = decoder_back(reader);
     // Read whatever the decoder left (or, after a failure, everything not
     // yet read) so that the blob digest covers the whole blob.
     let mut blob = decoder.into_inner().into_inner().inner;
@@ -328,7 +342,7 @@ fn consume(
     let result = result.and_then(|(trailing_data, missing_end_marker)| {
         drained.map_err(|e| StreamError {
             offset: uncompressed,
-            after: last.clone(),
+            after: last.as_deref().map(path::escape),
             message: e.to_string(),
             from_sink: false,
         })?;
