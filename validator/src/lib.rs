@@ -18,4 +18,5 @@ pub mod report;
 pub mod rules;
 pub mod scan;
 pub mod stats;
+pub mod unpack;
 pub mod validate;

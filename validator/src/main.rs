@@ -52,6 +52,31 @@ enum Command {
         #[arg(long, value_name = "N", default_value_t = 5)]
         max_examples: usize,
     },
+    /// Unpack an image into DEST as a single-ID consumer: every file becomes
+    /// yours, set-ID bits are cleared, devices skipped, whiteouts applied.
+    ///
+    /// Images declared "caution" (or with an unknown value) are refused
+    /// unless --confirm-flatten is given. DEST must not exist or be empty;
+    /// on failure what was written is removed (unless --keep-partial).
+    /// Exit status: 0 unpacked, 1 refused or failed, 2 could not start.
+    Unpack {
+        /// An OCI layout directory or archive, or oci:PATH[:REF] / oci-archive:PATH[:REF].
+        image: String,
+        /// Directory to create (or an empty one) for the root filesystem.
+        dest: std::path::PathBuf,
+        /// Only the image whose org.opencontainers.image.ref.name is NAME.
+        #[arg(long = "ref", value_name = "NAME")]
+        ref_name: Option<String>,
+        /// Consent to flattening an image that declares its IDs meaningful.
+        #[arg(long)]
+        confirm_flatten: bool,
+        /// On failure, leave the partial tree in DEST for inspection.
+        #[arg(long)]
+        keep_partial: bool,
+        /// Example paths listed per category in the summary.
+        #[arg(long, value_name = "N", default_value_t = 5)]
+        max_examples: usize,
+    },
     /// List every rule with its severity and the spec clause it enforces.
     Rules,
 }
@@ -123,6 +148,38 @@ fn main() -> ExitCode {
             }
             // Inspect describes; it fails only when it could not read everything.
             ExitCode::from(u8::from(!report.findings.is_empty()))
+        }
+        Command::Unpack { image, dest, ref_name, confirm_flatten, keep_partial, max_examples } => {
+            use single_id::unpack::{self, Failure};
+            let options = unpack::Options { confirm_flatten, keep_partial, max_examples };
+            let reference = match Reference::parse(&image, ref_name.as_deref()) {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("single-id: error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            match unpack::unpack(&reference, &dest, &options) {
+                Ok(done) => {
+                    if let Some(notice) = &done.notice {
+                        eprintln!("single-id: warning: {notice}; flattening anyway, as --confirm-flatten asks");
+                    }
+                    print!("{}", render::unpack::render(&done, &dest.to_string_lossy()));
+                    ExitCode::SUCCESS
+                }
+                Err(Failure::Usage(e)) => {
+                    eprintln!("single-id: error: {e}");
+                    ExitCode::from(2)
+                }
+                Err(Failure::Refused(m)) => {
+                    eprintln!("single-id: refused: {m}");
+                    ExitCode::from(1)
+                }
+                Err(Failure::Failed(m)) => {
+                    eprintln!("single-id: error: {m}");
+                    ExitCode::from(1)
+                }
+            }
         }
         Command::Rules => {
             for r in single_id::rules::ALL {

@@ -4,6 +4,7 @@ pub mod human;
 pub mod inspect;
 pub mod json;
 pub mod sarif;
+pub mod unpack;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {

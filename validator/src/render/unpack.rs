@@ -1,0 +1,45 @@
+//! The summary `single-id unpack` prints when it is done.
+
+use std::fmt::Write;
+
+use crate::stats::Tally;
+use crate::unpack::Unpacked;
+
+pub fn render(u: &Unpacked, dest: &str) -> String {
+    let s = &u.summary;
+    let mut out = String::new();
+    let _ = writeln!(out, "unpacked image {} (id-flattening: {}) into {dest}", u.image, u.value.as_str());
+    let _ = writeln!(
+        out,
+        "  written: {} files, {} directories, {} symlinks, {} hardlinks, {} FIFOs; {} whiteouts applied",
+        s.files, s.directories, s.symlinks, s.hardlinks, s.fifos, s.whiteouts
+    );
+    for (what, t) in [
+        ("cleared setuid/setgid bits on", &s.setid_cleared),
+        ("skipped devices:", &s.devices_skipped),
+        ("skipped entries of unknown type:", &s.unknown_skipped),
+        ("skipped hardlinks whose target does not exist:", &s.hardlinks_skipped),
+        ("rejected entries:", &s.rejected),
+        ("did not apply security.capability on", &s.capabilities_dropped),
+        ("did not apply other xattrs on", &s.xattrs_not_applied),
+    ] {
+        line(&mut out, what, t);
+    }
+    out
+}
+
+fn line(out: &mut String, what: &str, t: &Tally) {
+    if t.count == 0 {
+        return;
+    }
+    let items: Vec<String> = t
+        .examples
+        .iter()
+        .map(|e| match &e.detail {
+            Some(d) => format!("{} ({d})", e.path),
+            None => e.path.clone(),
+        })
+        .collect();
+    let more = if t.count > t.examples.len() as u64 { ", ..." } else { "" };
+    let _ = writeln!(out, "  {what} {}: {}{more}", t.count, items.join(", "));
+}

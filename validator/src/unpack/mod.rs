@@ -1,0 +1,222 @@
+//! `single-id unpack`: the reference single-ID consumer. Reads an image
+//! through the same walk and layer stream as `validate`, decides by the
+//! annotation whether it may flatten (spec "Policy by value"), and applies
+//! the layers to DEST as the consumer requirements say.
+
+mod extract;
+mod fs;
+
+use std::fmt::Write as _;
+use std::os::fd::AsFd;
+use std::path::Path;
+
+use indicatif::ProgressBar;
+
+pub use extract::Summary;
+
+use crate::annotation::{Declarations, KEY, Value};
+use crate::error::Error;
+use crate::image::{self, Image};
+use crate::layer::{self, Compression};
+use crate::layout::Layout;
+use crate::reference::Reference;
+use crate::report::Findings;
+use crate::rules::{Severity, annotation, blob};
+use crate::validate;
+
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// The user consents to flattening a `caution` image (POLICY-CAUTION).
+    pub confirm_flatten: bool,
+    /// Leave a failed unpack's partial tree in place instead of removing it.
+    pub keep_partial: bool,
+    pub max_examples: usize,
+}
+
+/// Why nothing (or not everything) was unpacked.
+#[derive(Debug)]
+pub enum Failure {
+    /// The command could not start (bad DEST, unreadable image): exit 2.
+    Usage(Error),
+    /// The policy forbids flattening without consent: exit 1.
+    Refused(String),
+    /// The image is broken or the tree could not be written: exit 1.
+    Failed(String),
+}
+
+pub struct Unpacked {
+    pub image: String,
+    pub value: Value,
+    /// The POLICY-CAUTION message, shown even when consent was given.
+    pub notice: Option<String>,
+    pub summary: Summary,
+}
+
+pub fn unpack(reference: &Reference, dest: &Path, options: &Options) -> Result<Unpacked, Failure> {
+    let layout = validate::open_layout(reference).map_err(Failure::Usage)?;
+    let mut f = Findings::default();
+    let walk = image::walk(&layout, reference.ref_name.as_deref(), &mut f).map_err(Failure::Usage)?;
+    let image = select(walk.images).map_err(Failure::Usage)?;
+    // The walk has verified every document on the way; an error there
+    // (a bad digest, a broken config) means the image cannot be trusted.
+    let problems: Vec<String> =
+        f.into_vec().into_iter().filter(|x| x.severity == Severity::Error).map(|x| x.message).collect();
+    if !problems.is_empty() || image.config.is_none() {
+        return Err(Failure::Failed(format!("image {} is not valid: {}", image.name, problems.join("; "))));
+    }
+    let declarations = annotation::check(&validate::sources(&image), &image.location(), &mut Findings::default());
+    let notice = policy(&image, &declarations, options.confirm_flatten)?;
+    let created = prepare(dest)?;
+    let result = apply(&layout, &image, dest, options);
+    match result {
+        Ok(summary) => Ok(Unpacked { image: image.name.clone(), value: declarations.effective, notice, summary }),
+        Err(message) => {
+            let kept = if options.keep_partial {
+                format!("the partial tree is left in {} (--keep-partial)", dest.display())
+            } else {
+                match discard(dest, created) {
+                    Ok(()) => format!("nothing is left in {}", dest.display()),
+                    Err(e) => format!("removing the partial tree in {} failed too: {e}", dest.display()),
+                }
+            };
+            Err(Failure::Failed(format!("{message}; {kept}")))
+        }
+    }
+}
+
+/// The one image to unpack: the only one, or the one for this machine's
+/// platform among several (a multi-platform index).
+fn select(mut images: Vec<Image>) -> Result<Image, Error> {
+    if images.len() == 1 {
+        return Ok(images.remove(0));
+    }
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    let names: Vec<String> = images.iter().map(|i| i.name.clone()).collect();
+    let mut here: Vec<Image> = images
+        .into_iter()
+        .filter(|i| {
+            i.descriptor()
+                .platform()
+                .as_ref()
+                .is_some_and(|p| p.os().to_string() == "linux" && p.architecture().to_string() == arch)
+        })
+        .collect();
+    match here.len() {
+        1 => Ok(here.remove(0)),
+        0 if names.is_empty() => Err(Error::new("the layout holds no image")),
+        _ => Err(Error::new(format!(
+            "the layout holds several images ({}); choose one with --ref or IMAGE:REF",
+            names.join(", ")
+        ))),
+    }
+}
+
+/// POLICY-FLATTENED, POLICY-ALLOWED, POLICY-CAUTION, POLICY-UNKNOWN.
+fn policy(image: &Image, d: &Declarations, confirm: bool) -> Result<Option<String>, Failure> {
+    if d.effective != Value::Caution {
+        return Ok(None);
+    }
+    let found: Vec<String> = d.declared.iter().map(|x| format!("{:?} in the {}", x.value, x.place)).collect();
+    let mut msg = String::new();
+    let _ = write!(
+        msg,
+        "image {} declares {KEY} = {}: its user and group IDs carry meaning, and unpacking it as a single user gives every file to you and clears set-ID bits, which may break it",
+        image.name,
+        found.join(", ")
+    );
+    if d.declared.iter().any(|x| Value::parse(&x.value).is_none()) {
+        msg.push_str(" (a value this tool does not know counts as \"caution\")");
+    }
+    if confirm {
+        Ok(Some(msg))
+    } else {
+        Err(Failure::Refused(format!(
+            "{msg}. Nothing was unpacked; run again with --confirm-flatten to unpack it anyway"
+        )))
+    }
+}
+
+/// DEST must be absent (then it is created) or an empty directory.
+/// Returns whether it was created.
+fn prepare(dest: &Path) -> Result<bool, Failure> {
+    let usage = |m: String| Failure::Usage(Error::new(m));
+    match std::fs::symlink_metadata(dest) {
+        Ok(m) if m.is_dir() => {
+            let mut entries = std::fs::read_dir(dest).map_err(|e| usage(format!("{}: {e}", dest.display())))?;
+            if entries.next().is_some() {
+                return Err(usage(format!("{}: destination exists and is not empty", dest.display())));
+            }
+            Ok(false)
+        }
+        Ok(_) => Err(usage(format!("{}: destination exists and is not a directory", dest.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir(dest).map_err(|e| usage(format!("{}: cannot create: {e}", dest.display())))?;
+            Ok(true)
+        }
+        Err(e) => Err(usage(format!("{}: {e}", dest.display()))),
+    }
+}
+
+/// Applies every layer in order; an error names the layer and what broke.
+fn apply(layout: &Layout, image: &Image, dest: &Path, options: &Options) -> Result<Summary, String> {
+    let mut root = fs::Root::open(dest).map_err(|e| format!("{}: {e}", dest.display()))?;
+    let diff_ids = image.config.as_ref().map(|c| c.rootfs().diff_ids().clone()).unwrap_or_default();
+    let layers = image.manifest.layers();
+    if diff_ids.len() != layers.len() {
+        return Err(format!("the config lists {} diff_ids for {} layers", diff_ids.len(), layers.len()));
+    }
+    let mut x = extract::Extractor::new(&mut root, options.max_examples);
+    for (i, desc) in layers.iter().enumerate() {
+        let at = format!("layer {i} ({})", desc.digest());
+        let compression = Compression::of(desc.media_type())
+            .ok_or_else(|| format!("{at}: media type `{}` is not one this tool can unpack", desc.media_type()))?;
+        let mut f = Findings::default();
+        let Some(opened) = blob::open(layout, desc, &image.location(), &mut f) else {
+            let why: Vec<String> = f.into_vec().into_iter().map(|x| x.message).collect();
+            return Err(format!("{at}: {}", why.join("; ")));
+        };
+        let len = opened.len;
+        let (reader, result) = layer::scan(opened.reader, compression, &mut x, &ProgressBar::hidden(), true);
+        if !(blob::OpenBlob { reader, len }).check(desc, &image.location(), &mut f) {
+            let why: Vec<String> = f.into_vec().into_iter().map(|x| x.message).collect();
+            return Err(format!("{at}: {}", why.join("; ")));
+        }
+        let scanned = result.map_err(|e| format!("{at}: {e}"))?;
+        if scanned.diff_id != diff_ids[i] {
+            return Err(format!("{at}: decompresses to {}, but the config says {}", scanned.diff_id, diff_ids[i]));
+        }
+        x.next_layer();
+    }
+    // Directory modes last, deepest first, so that no restrictive mode is
+    // in force while anything beneath it is still being written.
+    let mut dirs: Vec<(&crate::layer::path::Normal, &u32)> = x.dir_modes.iter().collect();
+    dirs.sort_by_key(|(p, _)| std::cmp::Reverse(p.components().count()));
+    for (path, mode) in dirs {
+        if let Some(fd) = root_dir(&x, path) {
+            fs::set_mode(fd.as_fd(), *mode).map_err(|e| format!("{}: cannot set mode: {e}", path.display()))?;
+        }
+    }
+    Ok(std::mem::take(&mut x.summary))
+}
+
+fn root_dir(x: &extract::Extractor<'_>, path: &crate::layer::path::Normal) -> Option<std::os::fd::OwnedFd> {
+    x.root().existing_dir(path)
+}
+
+/// Removes what a failed unpack wrote: DEST itself if this run created it,
+/// else its contents. Nothing outside DEST is touched.
+fn discard(dest: &Path, created: bool) -> std::io::Result<()> {
+    let root = fs::Root::open(dest)?;
+    let Some(fd) = root.existing_dir(&crate::layer::path::Normal(Vec::new())) else { return Ok(()) };
+    for child in fs::children(&fd)? {
+        fs::remove(fd.as_fd(), &child)?;
+    }
+    if created {
+        std::fs::remove_dir(dest)?;
+    }
+    Ok(())
+}
