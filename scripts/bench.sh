@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Benchmark: `single-id validate` against standard tools, measured side by
+# Benchmark: `single-id validate` and `single-id unpack` against standard
+# tools (gzip, zstd, bsdtar, GNU tar, umoci), measured side by
 # side in one run, so the ratios hold even though absolute times drift on a
 # shared machine.
 #
@@ -47,7 +48,8 @@ fi
 scaled() { awk -v b="$1" -v s="$scale" 'BEGIN { v = int(b * s + 0.5); print (v < 1 ? 1 : v) }'; }
 
 # Room wanted for the data: ~1.2 GiB of compressed layers at scale 1, with margin.
-need_kib=$(scaled $((2 * 1024 * 1024)))
+# Data, plus room for one unpacked copy of the main layer.
+need_kib=$(scaled $((3 * 1024 * 1024)))
 if [[ -n ${BENCH_DIR:-} ]]; then
   dir=$BENCH_DIR
 elif [[ -d /dev/shm ]] && (($(df -Pk /dev/shm | awk 'NR == 2 { print $4 }') > need_kib)); then
@@ -67,7 +69,7 @@ fi
 
 # command:debian-package; /usr/bin/time by path, since bash's `time` keyword
 # cannot report peak memory.
-required=(gzip:gzip zstd:zstd bsdtar:libarchive-tools tar:tar python3:python3 /usr/bin/time:time)
+required=(gzip:gzip zstd:zstd bsdtar:libarchive-tools tar:tar python3:python3 /usr/bin/time:time umoci:umoci)
 have() { if [[ $1 == /* ]]; then [[ -x $1 ]]; else command -v "$1" >/dev/null 2>&1; fi; }
 missing=()
 for pair in "${required[@]}"; do
@@ -235,6 +237,16 @@ for ((run = 1; run <= runs; run++)); do
     if ((LAST_RSS > sr)); then sr=$LAST_RSS; fi
   done
   record "single-id validate gzip-4-part1..4 (sum)" "$sw" "$sc" "$sr"
+  # Unpacking the main layer into the same tmpfs, each into a fresh
+  # directory, removed (untimed) after each run.
+  out=$dir/unpacked
+  rm -rf "$out"; mkdir "$out"
+  timed "tar -xzf $gzf" tool tar -xzf "$L/main.tar.gz" -C "$out"
+  rm -rf "$out"
+  timed "single-id unpack gzip-1" tool "$bin" unpack "$I/gzip-1" "$out"
+  rm -rf "$out"
+  timed "umoci unpack --rootless gzip-1" tool umoci unpack --rootless --image "$I/gzip-1:latest" "$out"
+  rm -rf "$out"
 done
 bench_secs=$((SECONDS - bench_start))
 
@@ -252,7 +264,7 @@ main_gz=$(stat -c %s "$L/main.tar.gz") main_zst=$(stat -c %s "$L/main.tar.zst")
 part_tar=$(json "$L/part1.json" size) part_gz=$(stat -c %s "$L/part1.tar.gz")
 
 echo
-echo "## single-id validate benchmark"
+echo "## single-id validate and unpack benchmark"
 echo
 echo "Machine: $(nproc) CPUs, ${cpu_model:-unknown CPU}, $mem_gib GiB RAM, Linux $(uname -r);" \
   "work dir $dir on $fstype$([[ $fstype == tmpfs ]] && echo ' (tmpfs)' || echo ' (not tmpfs)')."
@@ -275,6 +287,10 @@ ratio() {
   local a b v verdict
   a=$(median "${walls[$2]}") b=$(median "${walls[$3]}")
   v=$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
+  if [[ -z ${4:-} ]]; then
+    echo "| $1 | $v | (none) | |"  # measured for the record
+    return
+  fi
   verdict=$(awk -v v="$v" -v t="$4" 'BEGIN { print (v <= t ? "PASS" : "FAIL") }')
   echo "| $1 | $v | <= $4 | $verdict |"
 }
@@ -285,6 +301,8 @@ ratio "validate gzip-1 / gzip -dc" "single-id validate gzip-1" "gzip -dc $gzf" 1
 ratio "validate zstd-1 / zstd -dc" "single-id validate zstd-1" "zstd -dc $zsf" 1.5
 ratio "validate gzip-4 / sum(validate gzip-4-part1..4)" "single-id validate gzip-4" \
   "single-id validate gzip-4-part1..4 (sum)" 0.65
+ratio "unpack gzip-1 / tar -xzf" "single-id unpack gzip-1" "tar -xzf $gzf"
+ratio "unpack gzip-1 / umoci unpack --rootless" "single-id unpack gzip-1" "umoci unpack --rootless gzip-1"
 for key in "${keys[@]}"; do
   [[ $key == single-id* && $key != *"(sum)" ]] || continue
   m=$(mib "$(maxof "${rss[$key]}")")

@@ -127,7 +127,7 @@ impl<'r> Extractor<'r> {
         };
         let mut made = Vec::new();
         let Some(dir) = self.root.parent(&path, &mut |p| made.push(p))? else {
-            return Ok(Err(Reject::Because("a parent of the path is not a directory")));
+            return Ok(Err(Reject::Because("a parent of the path is not a directory, or is a symlink to nothing")));
         };
         let dir = dir.try_clone_to_owned()?;
         for p in made {
@@ -226,7 +226,7 @@ impl<'r> Extractor<'r> {
         self.summary.whiteouts += 1;
         self.root.forget();
         if name == OPAQUE {
-            if let Some(fd) = self.root.lookup(&dir)? {
+            if let Some(fd) = self.root.read_dir(&dir)? {
                 self.prune(&fd, &dir)?;
             }
             return Ok(Ok(()));

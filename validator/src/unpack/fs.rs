@@ -94,10 +94,13 @@ impl Root {
                 Ok(fd) => at = fd,
                 Err(rustix::io::Errno::NOENT) => {
                     match rfs::mkdirat(&at, c, Mode::from_raw_mode(0o700)) {
-                        Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+                        Ok(()) => made(so_far.clone()),
+                        // Something is there yet does not resolve: a
+                        // dangling symlink. Creating its target is not ours
+                        // to do; the entry is rejected.
+                        Err(rustix::io::Errno::EXIST) => return Ok(None),
                         Err(e) => return Err(err(e)),
                     }
-                    made(so_far.clone());
                     at = self.open_dir(&so_far.0).map_err(err)?;
                 }
                 Err(rustix::io::Errno::NOTDIR) => return Ok(None),
@@ -105,6 +108,18 @@ impl Root {
             }
         }
         Ok(Some(at))
+    }
+
+    /// An existing directory opened for reading its entries, resolved in
+    /// the root like a parent; `None` if it is absent or not a directory.
+    pub fn read_dir(&self, dir: &Normal) -> io::Result<Option<OwnedFd>> {
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        let path: &[u8] = if dir.is_root() { b"." } else { &dir.0 };
+        match rfs::openat2(&self.fd, path, flags, Mode::empty(), resolve_flags()) {
+            Ok(fd) => Ok(Some(fd)),
+            Err(rustix::io::Errno::NOENT | rustix::io::Errno::NOTDIR) => Ok(None),
+            Err(e) => Err(err(e)),
+        }
     }
 
     /// An existing directory, for the final pass over modes; `None` if the
