@@ -159,3 +159,36 @@ fn rules_doc_is_current() {
         "docs/rules.md is out of date; regenerate it with SINGLE_ID_BLESS=1 cargo test --test spec"
     );
 }
+
+/// Every requirement identifier that code or tests mention exists in the
+/// spec, so a renamed or mistyped clause cannot linger in a comment or an
+/// output line.
+#[test]
+fn every_identifier_cited_in_code_exists() {
+    let table = table(&read(SPEC));
+    let prefixes = ["ANNOTATION-", "PRODUCER-", "CONSUMER-", "POLICY-", "OCI-"];
+    let mut cited = 0;
+    for dir in ["validator/src", "validator/tests"] {
+        for entry in walkdir::WalkDir::new(repo_root().join(dir)) {
+            let entry = entry.unwrap();
+            if entry.path().extension().is_none_or(|e| e != "rs") {
+                continue;
+            }
+            let text = fs::read_to_string(entry.path()).unwrap();
+            for (i, _) in text.match_indices(|c: char| c.is_ascii_uppercase()) {
+                let rest = &text[i..];
+                if i > 0 && text.as_bytes()[i - 1].is_ascii_alphanumeric() || !prefixes.iter().any(|p| rest.starts_with(p)) {
+                    continue;
+                }
+                let id: String = rest.chars().take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '-').collect();
+                let id = id.trim_end_matches('-');
+                if id.matches('-').count() == 0 {
+                    continue;
+                }
+                assert!(table.contains_key(id), "{} cites {id}, which the spec does not define", entry.path().display());
+                cited += 1;
+            }
+        }
+    }
+    assert!(cited > 50, "only {cited} citations found; is the scan broken?");
+}

@@ -14,21 +14,22 @@ pub fn render(u: &Unpacked, dest: &str) -> String {
         "  written: {} files, {} directories, {} symlinks, {} hardlinks, {} FIFOs; {} whiteouts applied",
         s.files, s.directories, s.symlinks, s.hardlinks, s.fifos, s.whiteouts
     );
-    for (what, t) in [
-        ("cleared setuid/setgid bits on", &s.setid_cleared),
-        ("skipped devices:", &s.devices_skipped),
-        ("skipped entries of unknown type:", &s.unknown_skipped),
-        ("skipped hardlinks whose target does not exist:", &s.hardlinks_skipped),
-        ("rejected entries:", &s.rejected),
-        ("did not apply security.capability on", &s.capabilities_dropped),
-        ("did not apply other xattrs on", &s.xattrs_not_applied),
+    // Each line names the requirement that made the change.
+    for (what, t, clause) in [
+        ("cleared setuid/setgid bits on", &s.setid_cleared, "CONSUMER-SETID-CLEARED"),
+        ("skipped devices:", &s.devices_skipped, "CONSUMER-DEVICES"),
+        ("skipped entries of unknown type:", &s.unknown_skipped, "CONSUMER-UNKNOWN-TYPES"),
+        ("skipped hardlinks whose target does not exist:", &s.hardlinks_skipped, "CONSUMER-HARDLINK"),
+        ("rejected entries:", &s.rejected, "CONSUMER-DOTDOT, CONSUMER-CONTAINED"),
+        ("did not apply security.capability on", &s.capabilities_dropped, "CONSUMER-XATTR-CAPABILITY"),
+        ("did not apply other xattrs on", &s.xattrs_not_applied, "CONSUMER-XATTR-OTHER"),
     ] {
-        line(&mut out, what, t);
+        line(&mut out, what, t, clause);
     }
     out
 }
 
-fn line(out: &mut String, what: &str, t: &Tally) {
+fn line(out: &mut String, what: &str, t: &Tally, clause: &str) {
     if t.count == 0 {
         return;
     }
@@ -41,5 +42,5 @@ fn line(out: &mut String, what: &str, t: &Tally) {
         })
         .collect();
     let more = if t.count > t.examples.len() as u64 { ", ..." } else { "" };
-    let _ = writeln!(out, "  {what} {}: {}{more}", t.count, items.join(", "));
+    let _ = writeln!(out, "  {what} {}: {}{more} [{clause}]", t.count, items.join(", "));
 }
