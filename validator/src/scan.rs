@@ -91,7 +91,7 @@ fn progress_bar(jobs: &[Job]) -> ProgressBar {
     }
     let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
     let style = ProgressStyle::with_template(
-        "reading layers {bar:30} {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} eta {eta}",
+        "reading layers {wide_bar} {binary_bytes}/{binary_total_bytes} eta {eta}",
     );
     if let Ok(style) = style {
         bar.set_style(style);
