@@ -90,9 +90,7 @@ fn progress_bar(jobs: &[Job]) -> ProgressBar {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-    let style = ProgressStyle::with_template(
-        "reading layers {wide_bar} {binary_bytes}/{binary_total_bytes} eta {eta}",
-    );
+    let style = ProgressStyle::with_template("reading layers {wide_bar} {binary_bytes}/{binary_total_bytes} eta {eta}");
     if let Ok(style) = style {
         bar.set_style(style);
     }

@@ -177,15 +177,22 @@ fn every_identifier_cited_in_code_exists() {
             let text = fs::read_to_string(entry.path()).unwrap();
             for (i, _) in text.match_indices(|c: char| c.is_ascii_uppercase()) {
                 let rest = &text[i..];
-                if i > 0 && text.as_bytes()[i - 1].is_ascii_alphanumeric() || !prefixes.iter().any(|p| rest.starts_with(p)) {
+                if i > 0 && text.as_bytes()[i - 1].is_ascii_alphanumeric()
+                    || !prefixes.iter().any(|p| rest.starts_with(p))
+                {
                     continue;
                 }
-                let id: String = rest.chars().take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '-').collect();
+                let id: String =
+                    rest.chars().take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '-').collect();
                 let id = id.trim_end_matches('-');
                 if id.matches('-').count() == 0 {
                     continue;
                 }
-                assert!(table.contains_key(id), "{} cites {id}, which the spec does not define", entry.path().display());
+                assert!(
+                    table.contains_key(id),
+                    "{} cites {id}, which the spec does not define",
+                    entry.path().display()
+                );
                 cited += 1;
             }
         }
