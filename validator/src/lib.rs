@@ -8,6 +8,7 @@
 pub mod annotation;
 pub mod digest;
 pub mod error;
+pub mod flatten;
 pub mod image;
 pub mod inspect;
 pub mod layer;

@@ -45,9 +45,8 @@ enum Command {
         /// Only the image whose org.opencontainers.image.ref.name is NAME.
         #[arg(long = "ref", value_name = "NAME")]
         ref_name: Option<String>,
-        /// human or json.
-        #[arg(long, value_enum, default_value_t = Format::Human)]
-        format: Format,
+        #[arg(long, value_enum, default_value_t = ReportFormat::Human)]
+        format: ReportFormat,
         /// Example paths listed per category.
         #[arg(long, value_name = "N", default_value_t = 5)]
         max_examples: usize,
@@ -77,8 +76,60 @@ enum Command {
         #[arg(long, value_name = "N", default_value_t = 5)]
         max_examples: usize,
     },
+    /// Write a new OCI layout in which every image is `flattened`: every
+    /// entry 0:0 root/root, set-ID bits cleared, devices and ID-bearing
+    /// xattrs dropped, config.User reset, the annotation declared.
+    ///
+    /// OUTPUT is a directory that must not exist (or be empty), or an OCI
+    /// archive: oci-archive:PATH or a PATH ending in .tar. On failure what
+    /// was written is removed. Exit status: 0 written, 1 the input is broken
+    /// or the output could not be written, 2 could not start.
+    Flatten {
+        /// An OCI layout directory or archive, or oci:PATH[:REF] / oci-archive:PATH[:REF].
+        image: String,
+        /// Directory (or oci:DIR) or archive (oci-archive:PATH, PATH.tar) to write.
+        output: String,
+        /// Only the image whose org.opencontainers.image.ref.name is NAME.
+        #[arg(long = "ref", value_name = "NAME")]
+        ref_name: Option<String>,
+        /// Compression of every new layer; by default each keeps its own.
+        #[arg(long, value_enum)]
+        compression: Option<single_id::flatten::Codec>,
+        #[arg(long, value_enum, default_value_t = ReportFormat::Human)]
+        format: ReportFormat,
+        /// Example paths listed per category.
+        #[arg(long, value_name = "N", default_value_t = 5)]
+        max_examples: usize,
+    },
     /// List every rule with its severity and the spec clause it enforces.
     Rules,
+}
+
+/// Output of the commands that describe rather than judge.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ReportFormat {
+    /// Readable text.
+    Human,
+    /// One JSON document (schema/inspect-report.schema.json, schema/flatten-report.schema.json).
+    Json,
+}
+
+/// Reports a problem on stderr and exits with `code` (2: could not start,
+/// 1: refused or failed).
+fn fail(code: u8, kind: &str, message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("single-id: {kind}: {message}");
+    ExitCode::from(code)
+}
+
+/// Writes a report; `false` when stdout is gone.
+fn emit(text: &str) -> bool {
+    std::io::stdout().write_all(text.as_bytes()).is_ok()
+}
+
+fn json(value: &impl serde::Serialize) -> String {
+    let mut s = serde_json::to_string_pretty(value).expect("reports always serialise");
+    s.push('\n');
+    s
 }
 
 fn main() -> ExitCode {
@@ -93,28 +144,26 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Validate { image, ref_name, format, strict, max_examples } => {
             let options = single_id::validate::Options { max_examples };
-            let report = Reference::parse(&image, ref_name.as_deref())
-                .and_then(|r| single_id::validate::validate(&r, image.clone(), &options));
-            let report = match report {
+            let reference = match Reference::parse(&image, ref_name.as_deref()) {
                 Ok(r) => r,
-                Err(e) => {
-                    eprintln!("single-id: error: {e}");
-                    return ExitCode::from(2);
-                }
+                Err(e) => return fail(2, "error", e),
+            };
+            let report = match single_id::validate::validate(&reference, image.clone(), &options) {
+                Ok(r) => r,
+                Err(e) => return fail(2, "error", e),
             };
             let text = match format {
                 Format::Human => {
-                    let color = render::human::use_color(std::io::stdout().is_terminal());
-                    render::human::render(&report, color)
+                    render::human::render(&report, render::human::use_color(std::io::stdout().is_terminal()))
                 }
                 Format::Json => render::json::render(&report),
                 Format::Sarif => {
-                    let r = Reference::parse(&image, None).expect("parsed above");
+                    let r = &reference;
                     let archive = r.kind == Kind::Archive || (r.kind == Kind::Detect && r.path.is_file());
                     render::sarif::render(&report, &r.path.to_string_lossy(), archive)
                 }
             };
-            if std::io::stdout().write_all(text.as_bytes()).is_err() {
+            if !emit(&text) {
                 return ExitCode::from(2);
             }
             let fail_at = if strict { Severity::Warning } else { Severity::Error };
@@ -126,24 +175,13 @@ fn main() -> ExitCode {
                 .and_then(|r| single_id::inspect::inspect(&r, image.clone(), &options));
             let report = match report {
                 Ok(r) => r,
-                Err(e) => {
-                    eprintln!("single-id: error: {e}");
-                    return ExitCode::from(2);
-                }
+                Err(e) => return fail(2, "error", e),
             };
             let text = match format {
-                Format::Human => render::inspect::render(&report),
-                Format::Sarif => {
-                    eprintln!("single-id: error: --format sarif is for validate; inspect writes human or json");
-                    return ExitCode::from(2);
-                }
-                Format::Json => {
-                    let mut s = serde_json::to_string_pretty(&report).expect("a report always serialises");
-                    s.push('\n');
-                    s
-                }
+                ReportFormat::Human => render::inspect::render(&report),
+                ReportFormat::Json => json(&report),
             };
-            if std::io::stdout().write_all(text.as_bytes()).is_err() {
+            if !emit(&text) {
                 return ExitCode::from(2);
             }
             // Inspect describes; it fails only when it could not read everything.
@@ -154,32 +192,40 @@ fn main() -> ExitCode {
             let options = unpack::Options { confirm_flatten, keep_partial, max_examples };
             let reference = match Reference::parse(&image, ref_name.as_deref()) {
                 Ok(r) => r,
-                Err(e) => {
-                    eprintln!("single-id: error: {e}");
-                    return ExitCode::from(2);
-                }
+                Err(e) => return fail(2, "error", e),
             };
             match unpack::unpack(&reference, &dest, &options) {
                 Ok(done) => {
                     if let Some(notice) = &done.notice {
                         eprintln!("single-id: warning: {notice}; flattening anyway, as --confirm-flatten asks");
                     }
-                    print!("{}", render::unpack::render(&done, &dest.to_string_lossy()));
+                    emit(&render::unpack::render(&done, &dest.to_string_lossy()));
                     ExitCode::SUCCESS
                 }
-                Err(Failure::Usage(e)) => {
-                    eprintln!("single-id: error: {e}");
-                    ExitCode::from(2)
-                }
-                Err(Failure::Refused(m)) => {
-                    eprintln!("single-id: refused: {m}");
-                    ExitCode::from(1)
-                }
-                Err(Failure::Failed(m)) => {
-                    eprintln!("single-id: error: {m}");
-                    ExitCode::from(1)
-                }
+                Err(Failure::Usage(e)) => fail(2, "error", e),
+                Err(Failure::Refused(m)) => fail(1, "refused", m),
+                Err(Failure::Failed(m)) => fail(1, "error", m),
             }
+        }
+        Command::Flatten { image, output, ref_name, compression, format, max_examples } => {
+            use single_id::flatten::{self, Failure};
+            let reference = match Reference::parse(&image, ref_name.as_deref()) {
+                Ok(r) => r,
+                Err(e) => return fail(2, "error", e),
+            };
+            let options = flatten::Options { compression, max_examples };
+            let report = match flatten::flatten(&reference, image.clone(), &output, &options) {
+                Ok(r) => r,
+                Err(Failure::Usage(e)) => return fail(2, "error", e),
+                Err(Failure::Failed(m)) => return fail(1, "error", m),
+            };
+            let text = match format {
+                ReportFormat::Human => render::flatten::render(&report),
+                ReportFormat::Json => json(&report),
+            };
+            // The output is written; a closed stdout loses only the report.
+            emit(&text);
+            ExitCode::SUCCESS
         }
         Command::Rules => {
             for r in single_id::rules::ALL {

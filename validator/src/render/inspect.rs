@@ -94,7 +94,7 @@ fn stats(out: &mut String, s: &LayerStats) {
         ("other privileged xattrs", &s.other_privileged_xattrs),
     ] {
         if t.count > 0 {
-            let _ = writeln!(out, "    {what}: {}{}", t.count, list(t));
+            let _ = writeln!(out, "    {what}: {}{}", t.count, super::examples(t));
         }
     }
     let _ = writeln!(
@@ -106,26 +106,10 @@ fn stats(out: &mut String, s: &LayerStats) {
 
 fn change(out: &mut String, what: &str, t: &Tally) {
     if t.count > 0 {
-        let _ = writeln!(out, "    - {what} {}{}", t.count, list(t));
+        let _ = writeln!(out, "    - {what} {}{}", t.count, super::examples(t));
     }
 }
 
 fn first(t: &Tally) -> String {
     t.examples.first().map(|e| format!(" (e.g. {})", e.path)).unwrap_or_default()
-}
-
-fn list(t: &Tally) -> String {
-    if t.examples.is_empty() {
-        return String::new();
-    }
-    let items: Vec<String> = t
-        .examples
-        .iter()
-        .map(|e| match &e.detail {
-            Some(d) => format!("{} [{d}]", e.path),
-            None => e.path.clone(),
-        })
-        .collect();
-    let more = if t.count > t.examples.len() as u64 { ", ..." } else { "" };
-    format!(" ({}{more})", items.join(", "))
 }

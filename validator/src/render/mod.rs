@@ -1,5 +1,6 @@
 //! Output formats: thin views over one [`Report`](crate::report::Report).
 
+pub mod flatten;
 pub mod human;
 pub mod inspect;
 pub mod json;
@@ -14,4 +15,22 @@ pub enum Format {
     Json,
     /// SARIF 2.1.0 for code scanning (validate only).
     Sarif,
+}
+
+/// A tally's examples for text output: `(a [detail], b, ...)`, empty when
+/// there are none; `...` says there were more than shown.
+pub fn examples(t: &crate::stats::Tally) -> String {
+    if t.examples.is_empty() {
+        return String::new();
+    }
+    let items: Vec<String> = t
+        .examples
+        .iter()
+        .map(|e| match &e.detail {
+            Some(d) => format!("{} [{d}]", e.path),
+            None => e.path.clone(),
+        })
+        .collect();
+    let more = if t.count > t.examples.len() as u64 { ", ..." } else { "" };
+    format!(" ({}{more})", items.join(", "))
 }

@@ -30,17 +30,7 @@ pub fn render(u: &Unpacked, dest: &str) -> String {
 }
 
 fn line(out: &mut String, what: &str, t: &Tally, clause: &str) {
-    if t.count == 0 {
-        return;
+    if t.count > 0 {
+        let _ = writeln!(out, "  {what} {}{} [{clause}]", t.count, super::examples(t));
     }
-    let items: Vec<String> = t
-        .examples
-        .iter()
-        .map(|e| match &e.detail {
-            Some(d) => format!("{} ({d})", e.path),
-            None => e.path.clone(),
-        })
-        .collect();
-    let more = if t.count > t.examples.len() as u64 { ", ..." } else { "" };
-    let _ = writeln!(out, "  {what} {}: {}{more} [{clause}]", t.count, items.join(", "));
 }

@@ -1,0 +1,782 @@
+//! `single-id flatten`: a producer that writes a new OCI layout in which
+//! every image meets the requirements for `flattened` (spec section
+//! "Producer requirements"). Reads through the same walk and layer stream
+//! as `validate`; each layer is rewritten while it streams, straight into
+//! a compressed blob, and the configs, manifests and indexes are rebuilt
+//! around the new digests.
+
+mod rewrite;
+pub mod write;
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::io::{self, Write as _};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::thread;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use oci_spec::image::Descriptor;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+pub use rewrite::Changes;
+pub use write::Codec;
+
+use crate::annotation::KEY;
+use crate::error::Error;
+use crate::image::{self, Image, REF_NAME};
+use crate::layer::path::Normal;
+use crate::layer::{self, Compression};
+use crate::layout::{Layout, blob_path};
+use crate::reference::{self, Reference};
+use crate::report::{Findings, Location};
+use crate::rules::{LAYOUT_FILE, LAYOUT_INDEX, Severity, blob, layout as layout_rules};
+use crate::stats::Collector;
+use crate::validate;
+use rewrite::{Finished, Rewriter};
+use write::{Blobs, CHANNEL_DEPTH, ChunkSender, HashingWriter, canonical_json};
+
+const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+
+/// `created_by` of the history entry flatten appends.
+pub const HISTORY_CREATED_BY: &str = "single-id flatten";
+
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Compression of every output layer; `None` keeps each layer's own.
+    pub compression: Option<Codec>,
+    pub max_examples: usize,
+}
+
+/// Why no output was written.
+#[derive(Debug)]
+pub enum Failure {
+    /// The command could not start (bad OUTPUT, unreadable IMAGE): exit 2.
+    Usage(Error),
+    /// The input is broken or the output could not be written: exit 1.
+    Failed(String),
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FlattenReport {
+    pub report_version: u32,
+    /// The IMAGE argument, as given.
+    pub target: String,
+    /// The OUTPUT argument, as given.
+    pub output: String,
+    /// `input` (each layer keeps its compression), `gzip`, `zstd` or `none`.
+    pub compression: &'static str,
+    pub images: Vec<ImageReport>,
+    /// Blobs copied unchanged: artifacts and descriptors that are not images.
+    pub copied: Vec<CopiedBlob>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageReport {
+    pub name: String,
+    /// Digest of the input manifest.
+    pub manifest: String,
+    pub output_manifest: String,
+    pub output_config: String,
+    /// `config.User` of the input, when it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config_user: Option<String>,
+    /// `config.User` named an account and was set to "".
+    pub config_user_reset: bool,
+    pub layers: Vec<LayerReport>,
+    /// Every layer together.
+    pub total: Changes,
+}
+
+#[derive(Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LayerReport {
+    pub index: usize,
+    pub digest: String,
+    pub media_type: String,
+    pub output_digest: String,
+    pub output_media_type: String,
+    pub output_size: u64,
+    pub output_diff_id: String,
+    pub changes: Changes,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CopiedBlob {
+    pub digest: String,
+    pub media_type: String,
+    pub size: u64,
+}
+
+/// Where the new layout goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Output {
+    Directory(PathBuf),
+    /// An OCI archive: the layout as an uncompressed tar.
+    Archive(PathBuf),
+}
+
+impl Output {
+    /// `DIR`, `oci:DIR`, `oci-archive:PATH`, or a PATH ending in `.tar`.
+    pub fn parse(arg: &str) -> Result<Output, Error> {
+        let r = Reference::parse(arg, None)?;
+        if let Some(name) = r.ref_name {
+            return Err(Error::new(format!(
+                "{arg}: OUTPUT takes no `:{name}`; the output keeps the input's ref names (choose an image with --ref)"
+            )));
+        }
+        Ok(match r.kind {
+            reference::Kind::Archive => Output::Archive(r.path),
+            reference::Kind::Directory => Output::Directory(r.path),
+            reference::Kind::Detect if r.path.extension().is_some_and(|e| e == "tar") => Output::Archive(r.path),
+            reference::Kind::Detect => Output::Directory(r.path),
+        })
+    }
+}
+
+pub fn flatten(
+    reference: &Reference,
+    target: String,
+    output_arg: &str,
+    options: &Options,
+) -> Result<FlattenReport, Failure> {
+    let usage = |m: String| Failure::Usage(Error::new(m));
+    let output = Output::parse(output_arg).map_err(Failure::Usage)?;
+    check_free(&output).map_err(usage)?;
+    let layout = validate::open_layout(reference).map_err(Failure::Usage)?;
+    let mut f = Findings::default();
+    layout_rules::check_oci_layout(&layout, &mut f);
+    let walk = image::walk(&layout, reference.ref_name.as_deref(), &mut f).map_err(Failure::Usage)?;
+    let errors: Vec<_> = f.into_vec().into_iter().filter(|x| x.severity == Severity::Error).collect();
+    let describe = |x: &crate::report::Finding| match &x.location.file {
+        Some(file) => format!("{file}: {}", x.message),
+        None => x.message.clone(),
+    };
+    let root = layout.root().display();
+    if errors.iter().any(|x| x.rule == &LAYOUT_FILE || x.rule == &LAYOUT_INDEX) {
+        let why: Vec<String> = errors.iter().map(describe).collect();
+        return Err(usage(format!("{root}: not a readable OCI image layout: {}", why.join("; "))));
+    }
+    if !errors.is_empty() {
+        // The walk verified every document on the way; output built on a
+        // document that fails its digest or does not parse cannot be trusted.
+        let why: Vec<String> = errors.iter().map(describe).collect();
+        return Err(Failure::Failed(format!("{root}: the input is not valid: {}", why.join("; "))));
+    }
+    if walk.images.is_empty() {
+        return Err(usage(format!("{root}: the layout holds no image to flatten")));
+    }
+    let staging = Staging::prepare(&output).map_err(usage)?;
+    let result = write_layout(&layout, &walk, reference.ref_name.as_deref(), staging.layout_dir(), options)
+        .and_then(|report| staging.finish(&output).map(|()| report));
+    match result {
+        Ok((images, copied)) => Ok(FlattenReport {
+            report_version: 1,
+            target,
+            output: output_arg.to_string(),
+            compression: options.compression.map_or("input", Codec::as_str),
+            images,
+            copied,
+        }),
+        Err(message) => {
+            let left = match staging.discard(&output) {
+                Ok(()) => format!("nothing was written to {output_arg}"),
+                Err(e) => format!("removing what was written for {output_arg} failed too: {e}"),
+            };
+            Err(Failure::Failed(format!("{message}; {left}")))
+        }
+    }
+}
+
+/// OUTPUT must not exist, or be an empty directory (a directory output).
+fn check_free(output: &Output) -> Result<(), String> {
+    match output {
+        Output::Directory(p) => match std::fs::symlink_metadata(p) {
+            Ok(m) if m.is_dir() => {
+                let mut entries = std::fs::read_dir(p).map_err(|e| format!("{}: {e}", p.display()))?;
+                if entries.next().is_some() {
+                    return Err(format!("{}: output exists and is not empty", p.display()));
+                }
+                Ok(())
+            }
+            Ok(_) => Err(format!("{}: output exists and is not a directory", p.display())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(format!("{}: {e}", p.display())),
+        },
+        Output::Archive(p) => match std::fs::symlink_metadata(p) {
+            Ok(_) => Err(format!("{}: output archive exists already", p.display())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(format!("{}: {e}", p.display())),
+        },
+    }
+}
+
+/// Where the layout is written before it is in its final place.
+enum Staging {
+    /// Written in place; `created` says whether this run made the directory.
+    Directory { dir: PathBuf, created: bool },
+    /// Written to `temp/layout`, packed to `temp/archive.tar`, then linked
+    /// to the final name.
+    Archive { temp: PathBuf, layout: PathBuf },
+}
+
+impl Staging {
+    fn prepare(output: &Output) -> Result<Staging, String> {
+        match output {
+            Output::Directory(dir) => {
+                let created = match std::fs::create_dir(dir) {
+                    Ok(()) => true,
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => false,
+                    Err(e) => return Err(format!("{}: cannot create: {e}", dir.display())),
+                };
+                Ok(Staging::Directory { dir: dir.clone(), created })
+            }
+            Output::Archive(path) => {
+                let name = path.file_name().ok_or_else(|| format!("{}: not a file name", path.display()))?;
+                let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+                let temp = parent.join(format!(".{}.single-id-flatten", name.to_string_lossy()));
+                std::fs::create_dir(&temp).map_err(|e| {
+                    let hint = if e.kind() == io::ErrorKind::AlreadyExists {
+                        " (left by an earlier run that was killed? remove it)"
+                    } else {
+                        ""
+                    };
+                    format!("{}: cannot create the temporary directory: {e}{hint}", temp.display())
+                })?;
+                let layout = temp.join("layout");
+                Ok(Staging::Archive { temp, layout })
+            }
+        }
+    }
+
+    fn layout_dir(&self) -> &Path {
+        match self {
+            Staging::Directory { dir, .. } => dir,
+            Staging::Archive { layout, .. } => layout,
+        }
+    }
+
+    /// Puts the output in its final place.
+    fn finish(&self, output: &Output) -> Result<(), String> {
+        let (Staging::Archive { temp, layout }, Output::Archive(dest)) = (self, output) else {
+            return Ok(());
+        };
+        let packed = temp.join("archive.tar");
+        write::pack(layout, &packed).map_err(|e| format!("{}: cannot write the archive: {e}", packed.display()))?;
+        // A hard link, unlike a rename, never replaces a file that appeared
+        // at the destination meanwhile.
+        std::fs::hard_link(&packed, dest).map_err(|e| format!("{}: {e}", dest.display()))?;
+        std::fs::remove_dir_all(temp).map_err(|e| format!("{}: cannot remove: {e}", temp.display()))
+    }
+
+    /// Removes what this run wrote, nothing else.
+    fn discard(&self, output: &Output) -> io::Result<()> {
+        match self {
+            Staging::Directory { dir, created: true } => std::fs::remove_dir_all(dir),
+            Staging::Directory { dir, created: false } => {
+                for entry in std::fs::read_dir(dir)? {
+                    let path = entry?.path();
+                    if std::fs::symlink_metadata(&path)?.is_dir() {
+                        std::fs::remove_dir_all(&path)?;
+                    } else {
+                        std::fs::remove_file(&path)?;
+                    }
+                }
+                Ok(())
+            }
+            Staging::Archive { temp, .. } => {
+                if let Output::Archive(dest) = output {
+                    // Only a link to our own packed file can be there: the
+                    // destination was checked absent, and linking is the
+                    // last step, after which nothing fails but the removal.
+                    if temp.join("archive.tar").exists() && dest.exists() {
+                        let ours = same_file(&temp.join("archive.tar"), dest)?;
+                        if ours {
+                            std::fs::remove_file(dest)?;
+                        }
+                    }
+                }
+                std::fs::remove_dir_all(temp)
+            }
+        }
+    }
+}
+
+fn same_file(a: &Path, b: &Path) -> io::Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let (a, b) = (std::fs::metadata(a)?, std::fs::metadata(b)?);
+    Ok(a.dev() == b.dev() && a.ino() == b.ino())
+}
+
+/// A flattened layer, kept for the images that share it.
+#[derive(Clone)]
+struct LayerOut {
+    media_type: &'static str,
+    digest: String,
+    size: u64,
+    diff_id: String,
+    changes: Changes,
+    /// Paths dropped in this and lower layers, for the next layer.
+    dropped: BTreeSet<Normal>,
+}
+
+/// A layer's output depends on its blob, the compression and what lower
+/// layers dropped (hardlinks to those are dropped too).
+type LayerKey = (String, Codec, BTreeSet<Normal>);
+
+struct Writer<'a> {
+    layout: &'a Layout,
+    blobs: Blobs,
+    options: &'a Options,
+    progress: ProgressBar,
+    layers: HashMap<LayerKey, LayerOut>,
+    /// Blobs copied unchanged, by digest.
+    copied_digests: HashSet<String>,
+    copied: Vec<CopiedBlob>,
+}
+
+type Written = (Vec<ImageReport>, Vec<CopiedBlob>);
+
+fn write_layout(
+    layout: &Layout,
+    walk: &image::Walk,
+    selected: Option<&str>,
+    root: &Path,
+    options: &Options,
+) -> Result<Written, String> {
+    let blobs = Blobs::create(root).map_err(|e| format!("{}: cannot write the layout: {e}", root.display()))?;
+    let mut w = Writer {
+        layout,
+        blobs,
+        options,
+        progress: progress_bar(&walk.images),
+        layers: HashMap::new(),
+        copied_digests: HashSet::new(),
+        copied: Vec::new(),
+    };
+    let mut reports = Vec::new();
+    // The new descriptor of each image, by where the walk found it.
+    let mut flattened: HashMap<(String, String), (String, u64)> = HashMap::new();
+    for img in &walk.images {
+        let (report, manifest) = w.image(img)?;
+        let entry = img.path.last().expect("an image is reached through at least one index entry");
+        flattened.insert((entry.file.clone(), entry.pointer.clone()), manifest);
+        reports.push(report);
+    }
+    w.progress.finish_and_clear();
+    let bytes = layout
+        .read_small("index.json", blob::DOCUMENT_LIMIT)
+        .map_err(|e| format!("{}/index.json: {e}", layout.root().display()))?;
+    let mut index: Value =
+        serde_json::from_slice(&bytes).map_err(|e| format!("{}/index.json: {e}", layout.root().display()))?;
+    w.index(&mut index, "index.json", &flattened, selected)?;
+    for (desc, loc) in &walk.opaque {
+        w.copy(desc, loc)?;
+    }
+    std::fs::write(root.join("index.json"), canonical_json(&index))
+        .map_err(|e| format!("{}: {e}", root.join("index.json").display()))?;
+    Ok((reports, w.copied))
+}
+
+/// A bar of compressed bytes read, on stderr when it is a terminal and the
+/// layers are large enough to take a moment.
+fn progress_bar(images: &[Image]) -> ProgressBar {
+    let mut seen = HashSet::new();
+    let total: u64 = images
+        .iter()
+        .flat_map(|i| i.manifest.layers())
+        .filter(|l| seen.insert(l.digest().to_string()))
+        .map(|l| l.size())
+        .sum();
+    if total < 32 << 20 {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+    if let Ok(style) = ProgressStyle::with_template(
+        "flattening layers {bar:30} {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} eta {eta}",
+    ) {
+        bar.set_style(style);
+    }
+    bar
+}
+
+/// Error messages of `f`, joined.
+fn messages(f: Findings) -> String {
+    f.into_vec().into_iter().map(|x| x.message).collect::<Vec<_>>().join("; ")
+}
+
+/// `old` pointing at a new blob: other members (annotations, platform)
+/// kept; `urls` and embedded `data` removed, since they described the old.
+fn retarget(old: &Value, media_type: &str, digest: &str, size: u64) -> Value {
+    let mut d = match old {
+        Value::Object(m) => m.clone(),
+        _ => serde_json::Map::new(),
+    };
+    d.remove("urls");
+    d.remove("data");
+    d.insert("mediaType".into(), json!(media_type));
+    d.insert("digest".into(), json!(digest));
+    d.insert("size".into(), json!(size));
+    Value::Object(d)
+}
+
+/// Sets `doc.annotations[KEY]` to `flattened`, creating the map if needed.
+fn declare(doc: &mut Value, member: &str) {
+    if let Some(obj) = doc.as_object_mut() {
+        let map = obj.entry(member).or_insert_with(|| json!({}));
+        if !map.is_object() {
+            *map = json!({});
+        }
+        map[KEY] = json!("flattened");
+    }
+}
+
+impl Writer<'_> {
+    /// Loads a JSON document blob, verified, as a `Value`.
+    fn document(&self, desc: &Descriptor, what: &str) -> Result<Value, String> {
+        let mut f = Findings::default();
+        let file = blob_path(desc.digest());
+        let bytes = blob::load_document(self.layout, desc, &Location::default(), &mut f)
+            .ok_or_else(|| format!("{what} {file}: {}", messages(f)))?;
+        let doc: Value = serde_json::from_slice(&bytes).map_err(|e| format!("{what} {file}: {e}"))?;
+        if !doc.is_object() {
+            return Err(format!("{what} {file}: not a JSON object"));
+        }
+        Ok(doc)
+    }
+
+    fn write_json(&mut self, doc: &Value) -> Result<(String, u64), String> {
+        self.blobs.write(&canonical_json(doc)).map_err(|e| format!("writing a blob: {e}"))
+    }
+
+    /// Flattens one image; returns its report and new manifest digest and size.
+    fn image(&mut self, img: &Image) -> Result<(ImageReport, (String, u64)), String> {
+        let at = format!("image {}", img.name);
+        let mut manifest = self.document(img.descriptor(), &format!("{at}: manifest"))?;
+        let config_desc = img.manifest.config();
+        let mut config = self.document(config_desc, &format!("{at}: config"))?;
+        let parsed = img.config.as_ref().ok_or_else(|| format!("{at}: the config could not be read"))?;
+        let diff_ids = parsed.rootfs().diff_ids();
+        let layers = img.manifest.layers();
+        if diff_ids.len() != layers.len() {
+            return Err(format!(
+                "{at}: config {} lists {} diff_ids for {} layers",
+                blob_path(config_desc.digest()),
+                diff_ids.len(),
+                layers.len()
+            ));
+        }
+        let max = self.options.max_examples;
+        let mut dropped = BTreeSet::new();
+        let mut reports = Vec::new();
+        let mut total = Changes::default();
+        for (i, desc) in layers.iter().enumerate() {
+            let out = self.layer(img, i, desc, &diff_ids[i], dropped)?;
+            dropped = out.dropped.clone();
+            total.merge(&out.changes, max);
+            reports.push(LayerReport {
+                index: i,
+                digest: desc.digest().to_string(),
+                media_type: desc.media_type().to_string(),
+                output_digest: out.digest,
+                output_media_type: out.media_type.to_string(),
+                output_size: out.size,
+                output_diff_id: out.diff_id,
+                changes: out.changes,
+            });
+        }
+
+        let user = parsed.config().as_ref().and_then(|c| c.user().clone());
+        let reset = !crate::rules::producer::root_user(user.as_deref());
+        let comment = history_comment(&total, reset.then_some(user.as_deref().unwrap_or_default()));
+        let Some(obj) = config.as_object_mut() else {
+            return Err(format!("{at}: config {} is not a JSON object", blob_path(config_desc.digest())));
+        };
+        let rootfs = obj.entry("rootfs").or_insert_with(|| json!({}));
+        if !rootfs.is_object() {
+            *rootfs = json!({});
+        }
+        rootfs["type"] = json!("layers");
+        rootfs["diff_ids"] = json!(reports.iter().map(|l| l.output_diff_id.clone()).collect::<Vec<_>>());
+        let c = obj.entry("config").or_insert_with(|| json!({}));
+        if !c.is_object() {
+            *c = json!({});
+        }
+        if reset {
+            c["User"] = json!(""); // PRODUCER-CONFIG-USER
+        }
+        declare(c, "Labels"); // ANNOTATION-LABEL
+        let history = obj.entry("history").or_insert_with(|| json!([]));
+        if !history.is_array() {
+            *history = json!([]);
+        }
+        if let Some(h) = history.as_array_mut() {
+            // No `created`: the same input must give the same bytes.
+            h.push(json!({"created_by": HISTORY_CREATED_BY, "comment": comment, "empty_layer": true}));
+        }
+        let (config_digest, config_size) = self.write_json(&config)?;
+
+        let old_config = manifest.get("config").cloned().unwrap_or(Value::Null);
+        manifest["mediaType"] = json!(OCI_MANIFEST);
+        manifest["config"] = retarget(&old_config, OCI_CONFIG, &config_digest, config_size);
+        let old_layers = manifest.get("layers").and_then(Value::as_array).cloned().unwrap_or_default();
+        let new_layers: Vec<Value> = reports
+            .iter()
+            .enumerate()
+            .map(|(i, l)| {
+                retarget(
+                    old_layers.get(i).unwrap_or(&Value::Null),
+                    &l.output_media_type,
+                    &l.output_digest,
+                    l.output_size,
+                )
+            })
+            .collect();
+        manifest["layers"] = json!(new_layers);
+        declare(&mut manifest, "annotations"); // ANNOTATION-MANIFEST
+        let (manifest_digest, manifest_size) = self.write_json(&manifest)?;
+        let report = ImageReport {
+            name: img.name.clone(),
+            manifest: img.descriptor().digest().to_string(),
+            output_manifest: manifest_digest.clone(),
+            output_config: config_digest,
+            config_user: user,
+            config_user_reset: reset,
+            layers: reports,
+            total,
+        };
+        Ok((report, (manifest_digest, manifest_size)))
+    }
+
+    /// Flattens layer `i` of `img`, or reuses the result for an identical
+    /// layer in an identical position.
+    fn layer(
+        &mut self,
+        img: &Image,
+        i: usize,
+        desc: &Descriptor,
+        diff_id: &str,
+        dropped: BTreeSet<Normal>,
+    ) -> Result<LayerOut, String> {
+        let at = format!("image {}: layer {i} ({})", img.name, desc.digest());
+        let compression = Compression::of(desc.media_type())
+            .ok_or_else(|| format!("{at}: media type `{}` is not one this tool can read", desc.media_type()))?;
+        let codec = self.options.compression.unwrap_or(Codec::from_layer(compression));
+        let key = (desc.digest().to_string(), codec, dropped);
+        if let Some(done) = self.layers.get(&key) {
+            return Ok(done.clone());
+        }
+        let out = self.rewrite_layer(&at, img, desc, compression, codec, diff_id, key.2.clone())?;
+        self.layers.insert(key, out.clone());
+        Ok(out)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn rewrite_layer(
+        &mut self,
+        at: &str,
+        img: &Image,
+        desc: &Descriptor,
+        compression: Compression,
+        codec: Codec,
+        diff_id: &str,
+        dropped: BTreeSet<Normal>,
+    ) -> Result<LayerOut, String> {
+        let max = self.options.max_examples;
+        let loc = img.location();
+        let mut f = Findings::default();
+        let Some(opened) = blob::open(self.layout, desc, &loc, &mut f) else {
+            return Err(format!("{at}: {}", messages(f)));
+        };
+        let len = opened.len;
+        let (temp, file) = self.blobs.temp().map_err(|e| format!("{at}: cannot create a blob file: {e}"))?;
+        let progress = &self.progress;
+        // Three threads per layer: decompressing (in `layer::scan`), tar
+        // parsing and rewriting (here), compressing and writing the blob.
+        let (tx, rx) = mpsc::sync_channel(CHANNEL_DEPTH);
+        let (reader, scanned, (changes, dropped, input_failed), tar_end, blob_written, stats) = thread::scope(|s| {
+            let writer = s.spawn(move || write::compress_into(file, codec, rx));
+            let rewriter = Rewriter::new(HashingWriter::new(ChunkSender::new(tx)), dropped, max);
+            let mut sinks = (rewriter, Collector::new(max));
+            let (reader, scanned) = layer::scan(opened.reader, compression, &mut sinks, progress, true);
+            let (rewriter, collector) = sinks;
+            let Finished { out, changes, dropped, input_failed } = rewriter.finish();
+            let tar_end = out.and_then(|hashing| {
+                let (mut sender, diff_id, _) = hashing.finish();
+                sender.flush()?;
+                Ok(diff_id)
+                // The sender is dropped here: the compressor sees the end.
+            });
+            let blob_written = match writer.join() {
+                Ok(r) => r,
+                Err(panic) => std::panic::resume_unwind(panic),
+            };
+            (reader, scanned, (changes, dropped, input_failed), tar_end, blob_written, collector.finish())
+        });
+        let fail = |message: String| {
+            let _ = std::fs::remove_file(&temp);
+            Err(message)
+        };
+        // The blob's own digest first: a corrupt blob explains everything after.
+        if !(blob::OpenBlob { reader, len }).check(desc, &loc, &mut f) {
+            return fail(format!("{at}: {}", messages(f)));
+        }
+        let scanned = match scanned {
+            Err(e) if !e.from_sink || input_failed => {
+                return fail(format!("{at}: cannot be read to its end: {e}"));
+            }
+            other => other,
+        };
+        // A failed write stops the scan too; the writer's error says why.
+        let (digest, size) = match blob_written {
+            Ok(d) => d,
+            Err(e) => return fail(format!("{at}: writing the new layer {}: {e}", temp.display())),
+        };
+        let scanned = match scanned {
+            Ok(s) => s,
+            Err(e) => return fail(format!("{at}: writing the new layer: {e}")),
+        };
+        if scanned.diff_id != diff_id {
+            return fail(format!("{at}: decompresses to {}, but the config says {diff_id}", scanned.diff_id));
+        }
+        let new_diff_id = match tar_end {
+            Ok(d) => d,
+            Err(e) => return fail(format!("{at}: writing the new layer: {e}")),
+        };
+        if let Err(e) = self.blobs.commit(&temp, &digest) {
+            return fail(format!("{at}: {}: {e}", temp.display()));
+        }
+        let mut changes = changes;
+        changes.owners = stats.owners;
+        changes.other_owners = stats.other_owners;
+        Ok(LayerOut { media_type: codec.media_type(), digest, size, diff_id: new_diff_id, changes, dropped })
+    }
+
+    /// Rebuilds the index `doc` (found at `file`): flattened images get
+    /// their new descriptors, nested indexes are rebuilt, everything else
+    /// is kept. At the top, `selected` keeps only the image of that name.
+    fn index(
+        &mut self,
+        doc: &mut Value,
+        file: &str,
+        flattened: &HashMap<(String, String), (String, u64)>,
+        selected: Option<&str>,
+    ) -> Result<(), String> {
+        let old = match doc.get_mut("manifests").map(Value::take) {
+            Some(Value::Array(items)) => items,
+            _ => return Err(format!("{file}: the index has no manifests array")),
+        };
+        let mut new = Vec::new();
+        for (i, d) in old.into_iter().enumerate() {
+            let ref_name = d.get("annotations").and_then(|a| a.get(REF_NAME)).and_then(Value::as_str);
+            if selected.is_some_and(|s| ref_name != Some(s)) {
+                continue;
+            }
+            let pointer = format!("/manifests/{i}");
+            let media_type = d.get("mediaType").and_then(Value::as_str).unwrap_or_default();
+            if let Some((digest, size)) = flattened.get(&(file.to_string(), pointer.clone())) {
+                let mut nd = retarget(&d, OCI_MANIFEST, digest, *size);
+                declare(&mut nd, "annotations"); // ANNOTATION-INDEX
+                new.push(nd);
+                continue;
+            }
+            let desc: Descriptor =
+                serde_json::from_value(d.clone()).map_err(|e| format!("{file}: descriptor {pointer}: {e}"))?;
+            match media_type {
+                OCI_INDEX | DOCKER_LIST => {
+                    let mut child = self.document(&desc, &format!("{file}: index"))?;
+                    self.index(&mut child, &blob_path(desc.digest()), flattened, None)?;
+                    child["mediaType"] = json!(OCI_INDEX);
+                    let (digest, size) = self.write_json(&child)?;
+                    let mut nd = retarget(&d, OCI_INDEX, &digest, size);
+                    // A value here covers every image below, all flattened
+                    // now (ANNOTATION-CONSISTENT).
+                    if nd.get("annotations").and_then(|a| a.get(KEY)).is_some() {
+                        declare(&mut nd, "annotations");
+                    }
+                    new.push(nd);
+                }
+                OCI_MANIFEST | DOCKER_MANIFEST => {
+                    // An artifact: its config and layers come with the
+                    // walk's opaque blobs, the manifest itself here.
+                    self.copy(&desc, &Location::file(file.to_string()))?;
+                    new.push(d);
+                }
+                _ => new.push(d),
+            }
+        }
+        doc["manifests"] = Value::Array(new);
+        doc["mediaType"] = json!(OCI_INDEX);
+        Ok(())
+    }
+
+    /// Copies a blob unchanged, verifying its digest on the way. A blob
+    /// that is absent but may be fetched from its `urls` stays absent.
+    fn copy(&mut self, desc: &Descriptor, loc: &Location) -> Result<(), String> {
+        let digest = desc.digest().to_string();
+        if !self.copied_digests.insert(digest.clone()) {
+            return Ok(());
+        }
+        let file = blob_path(desc.digest());
+        let mut f = Findings::default();
+        let Some(mut opened) = blob::open(self.layout, desc, loc, &mut f) else {
+            let findings = f.into_vec();
+            if findings.iter().all(|x| x.severity != Severity::Error) {
+                return Ok(());
+            }
+            let why: Vec<String> = findings.into_iter().map(|x| x.message).collect();
+            return Err(format!("{file}: {}", why.join("; ")));
+        };
+        self.blobs.copy(&mut opened.reader, &file).map_err(|e| format!("{file}: copying: {e}"))?;
+        if !opened.check(desc, loc, &mut f) {
+            return Err(format!("{file}: {}", messages(f)));
+        }
+        self.copied.push(CopiedBlob { digest, media_type: desc.media_type().to_string(), size: desc.size() });
+        Ok(())
+    }
+}
+
+/// The `comment` of the history entry: what flattening changed, in words.
+fn history_comment(c: &Changes, user: Option<&str>) -> String {
+    let mut parts = vec![format!("owners set to 0:0 root/root on {} entries", c.written)];
+    for (n, what) in [
+        (c.setid_cleared.count, "set-ID bits cleared"),
+        (c.devices_dropped.count, "devices dropped"),
+        (c.hardlinks_dropped.count, "hardlinks to dropped entries dropped"),
+        (c.paths_dropped.count, "entries outside the root dropped"),
+        (
+            c.capabilities_removed.count + c.rootless_xattrs_removed.count + c.acls_removed.count,
+            "ID-bearing xattrs or ACLs removed",
+        ),
+    ] {
+        if n > 0 {
+            parts.push(format!("{n} {what}"));
+        }
+    }
+    if let Some(u) = user {
+        parts.push(format!("config.User {u:?} reset"));
+    }
+    format!("flattened user and group IDs ({KEY}=flattened): {}", parts.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outputs() {
+        let p = |s: &str| Output::parse(s).unwrap();
+        assert_eq!(p("out"), Output::Directory("out".into()));
+        assert_eq!(p("oci:out"), Output::Directory("out".into()));
+        assert_eq!(p("out.tar"), Output::Archive("out.tar".into()));
+        assert_eq!(p("oci-archive:out"), Output::Archive("out".into()));
+        assert!(Output::parse("oci:out:latest").is_err());
+    }
+}

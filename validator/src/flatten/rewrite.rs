@@ -1,0 +1,292 @@
+//! The rewriting sink: each entry of an input layer, made to meet the
+//! producer requirements for `flattened` images, is written to the output
+//! tar stream in the order it came, or dropped and counted.
+
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+
+use serde::Serialize;
+
+use super::write::{Header, TarWriter};
+use crate::layer::path::{Normal, escape};
+use crate::layer::{Entry, Kind, Sink, SinkError};
+use crate::report::Example;
+use crate::stats::{OwnerTally, Tally};
+
+/// The name every entry's user and group get (PRODUCER-NAMES).
+const ROOT: &[u8] = b"root";
+
+/// What flattening changed in one layer (or, summed, in an image).
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Changes {
+    /// Entries read, PAX global headers excluded.
+    pub entries: u64,
+    /// Entries written to the output layer.
+    pub written: u64,
+    /// Written entries whose recorded owner was not 0:0.
+    pub owners_replaced: u64,
+    /// The UID:GID pairs the input entries recorded, most frequent first.
+    pub owners: Vec<OwnerTally>,
+    /// Input entries whose pair was not tracked one by one.
+    pub other_owners: u64,
+    /// Written entries whose user or group name was neither empty nor `root`.
+    pub names_replaced: u64,
+    pub setid_cleared: Tally,
+    pub devices_dropped: Tally,
+    /// Hardlinks whose target was dropped (a device, or another such link).
+    pub hardlinks_dropped: Tally,
+    /// Entries whose name or hardlink target climbs above the root.
+    pub paths_dropped: Tally,
+    /// Names and hardlink targets written without their leading `/`.
+    pub absolute_stripped: Tally,
+    pub capabilities_removed: Tally,
+    pub rootless_xattrs_removed: Tally,
+    pub acls_removed: Tally,
+    /// Entries with a PAX record this tool cannot parse: that record and
+    /// the ones after it are not carried over.
+    pub pax_unread: Tally,
+    pub global_headers_dropped: u64,
+}
+
+impl Changes {
+    /// Adds another layer's changes (examples stay bounded by `max`).
+    pub fn merge(&mut self, o: &Changes, max: usize) {
+        self.entries += o.entries;
+        self.written += o.written;
+        self.owners_replaced += o.owners_replaced;
+        self.other_owners += o.other_owners;
+        self.names_replaced += o.names_replaced;
+        self.global_headers_dropped += o.global_headers_dropped;
+        for (a, b) in [
+            (&mut self.setid_cleared, &o.setid_cleared),
+            (&mut self.devices_dropped, &o.devices_dropped),
+            (&mut self.hardlinks_dropped, &o.hardlinks_dropped),
+            (&mut self.paths_dropped, &o.paths_dropped),
+            (&mut self.absolute_stripped, &o.absolute_stripped),
+            (&mut self.capabilities_removed, &o.capabilities_removed),
+            (&mut self.rootless_xattrs_removed, &o.rootless_xattrs_removed),
+            (&mut self.acls_removed, &o.acls_removed),
+            (&mut self.pax_unread, &o.pax_unread),
+        ] {
+            a.merge(b, max);
+        }
+        let mut owners: std::collections::BTreeMap<(u64, u64), Tally> =
+            self.owners.drain(..).map(|o| ((o.uid, o.gid), o.tally)).collect();
+        for x in &o.owners {
+            owners.entry((x.uid, x.gid)).or_default().merge(&x.tally, max);
+        }
+        self.owners = owners.into_iter().map(|((uid, gid), tally)| OwnerTally { uid, gid, tally }).collect();
+        self.owners.sort_by(|a, b| b.tally.count.cmp(&a.tally.count).then((a.uid, a.gid).cmp(&(b.uid, b.gid))));
+    }
+
+    /// Anything besides owners and names changed.
+    pub fn dropped(&self) -> u64 {
+        self.devices_dropped.count + self.hardlinks_dropped.count + self.paths_dropped.count
+    }
+}
+
+fn add(t: &mut Tally, max: usize, path: impl FnOnce() -> String, detail: Option<String>) {
+    t.count += 1;
+    if t.examples.len() < max {
+        t.examples.push(Example { path: path(), detail });
+    }
+}
+
+/// Attributes that name IDs or grant privilege relative to an owner the
+/// flattened image no longer has (PRODUCER-NO-ID-XATTRS).
+fn removed_xattr(name: &[u8]) -> bool {
+    matches!(
+        name,
+        b"security.capability" | b"user.rootlesscontainers" | b"system.posix_acl_access" | b"system.posix_acl_default"
+    )
+}
+
+pub struct Rewriter<W: Write> {
+    out: TarWriter<W>,
+    max: usize,
+    /// Paths whose entry was dropped (devices, hardlinks to them) in this
+    /// or a lower layer and not created again since: a hardlink to one
+    /// would have no target in the output.
+    dropped: BTreeSet<Normal>,
+    changes: Changes,
+    /// The scan stopped because an entry's data could not be read, not
+    /// because the output could not be written.
+    input_failed: bool,
+}
+
+/// What a rewriter leaves when its layer is done.
+pub struct Finished<W> {
+    /// The writer after the end-of-archive marker, or why it failed.
+    pub out: std::io::Result<W>,
+    pub changes: Changes,
+    /// Paths dropped in this and lower layers, for the next layer.
+    pub dropped: BTreeSet<Normal>,
+    pub input_failed: bool,
+}
+
+/// Notes whether reading an entry's data failed, to tell a broken input
+/// from a failed write when the copy stops.
+struct Tracked<'a> {
+    inner: &'a mut dyn Read,
+    failed: bool,
+}
+
+impl Read for Tracked<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let r = self.inner.read(buf);
+        self.failed |= r.is_err();
+        r
+    }
+}
+
+impl<W: Write> Rewriter<W> {
+    pub fn new(out: W, dropped: BTreeSet<Normal>, max: usize) -> Self {
+        Rewriter { out: TarWriter::new(out), max, dropped, changes: Changes::default(), input_failed: false }
+    }
+
+    /// Ends the tar stream.
+    pub fn finish(self) -> Finished<W> {
+        Finished {
+            out: self.out.finish(),
+            changes: self.changes,
+            dropped: self.dropped,
+            input_failed: self.input_failed,
+        }
+    }
+
+    fn drop_path(&mut self, e: &Entry, why: &str) {
+        add(&mut self.changes.paths_dropped, self.max, || e.display_path(), Some(why.to_string()));
+    }
+}
+
+/// `raw` without its leading slashes (CONSUMER-ABSOLUTE: they mean the
+/// root); `None` when nothing was stripped.
+fn strip_root(raw: &[u8]) -> Option<&[u8]> {
+    let start = raw.iter().position(|b| *b != b'/').unwrap_or(raw.len());
+    (start > 0).then(|| &raw[start..])
+}
+
+impl<W: Write> Sink for Rewriter<W> {
+    fn entry(&mut self, e: &Entry, data: &mut dyn Read) -> Result<(), SinkError> {
+        let max = self.max;
+        if e.kind == Kind::Global {
+            // Readers disagree on whether global headers apply; the entries
+            // already carry everything they need.
+            self.changes.global_headers_dropped += 1;
+            return Ok(());
+        }
+        self.changes.entries += 1;
+        let Ok(path) = &e.path else {
+            self.drop_path(e, "name climbs above the root");
+            return Ok(());
+        };
+        if path.is_root() && e.kind != Kind::Dir {
+            self.drop_path(e, &format!("a {} cannot be the root", e.kind.name()));
+            return Ok(());
+        }
+        let mut link = e.link.clone().unwrap_or_default();
+        if e.kind == Kind::Hardlink {
+            let Ok(target) = Normal::parse(&link) else {
+                self.drop_path(e, &format!("hardlink target {} climbs above the root", escape(&link)));
+                return Ok(());
+            };
+            if self.dropped.contains(&target) {
+                let detail = Some(format!("target {} was dropped", target.display()));
+                add(&mut self.changes.hardlinks_dropped, max, || e.display_path(), detail);
+                self.dropped.insert(path.clone());
+                return Ok(());
+            }
+            if let Some(rest) = strip_root(&link) {
+                link = rest.to_vec();
+            }
+        }
+        if e.kind.is_device() {
+            add(&mut self.changes.devices_dropped, max, || e.display_path(), Some(e.kind.name().into()));
+            self.dropped.insert(path.clone());
+            return Ok(());
+        }
+        // Something exists at this path again.
+        self.dropped.remove(path);
+
+        let mut name = e.raw_path.clone();
+        if let Some(rest) = strip_root(&e.raw_path) {
+            add(&mut self.changes.absolute_stripped, max, || e.display_path(), None);
+            name = if rest.is_empty() { b"./".to_vec() } else { rest.to_vec() };
+        }
+        if e.kind == Kind::Hardlink && e.link.as_deref().and_then(strip_root).is_some() {
+            let detail = Some(format!("hardlink target {}", escape(e.link.as_deref().unwrap_or_default())));
+            add(&mut self.changes.absolute_stripped, max, || e.display_path(), detail);
+        }
+        if (e.uid, e.gid) != (0, 0) {
+            self.changes.owners_replaced += 1;
+        }
+        let ok_name = |n: &[u8]| n.is_empty() || n == ROOT;
+        if !ok_name(&e.uname) || !ok_name(&e.gname) {
+            self.changes.names_replaced += 1;
+        }
+        if e.mode & 0o6000 != 0 {
+            add(&mut self.changes.setid_cleared, max, || e.display_path(), Some(format!("{:o}", e.mode)));
+        }
+        if e.pax_unread {
+            add(&mut self.changes.pax_unread, max, || e.display_path(), None);
+        }
+        if e.has_acl {
+            // SCHILY.acl.* records are never carried over.
+            add(&mut self.changes.acls_removed, max, || e.display_path(), None);
+        }
+        let mut xattrs = Vec::with_capacity(e.xattrs.len());
+        let mut acl_xattr = false;
+        for (n, v) in &e.xattrs {
+            if !removed_xattr(n) {
+                xattrs.push((n.clone(), v.clone()));
+                continue;
+            }
+            match n.as_slice() {
+                b"security.capability" => add(&mut self.changes.capabilities_removed, max, || e.display_path(), None),
+                b"user.rootlesscontainers" => {
+                    add(&mut self.changes.rootless_xattrs_removed, max, || e.display_path(), None)
+                }
+                _ => acl_xattr = true,
+            }
+        }
+        if acl_xattr && !e.has_acl {
+            add(&mut self.changes.acls_removed, max, || e.display_path(), None);
+        }
+        let (typeflag, with_data) = match e.kind {
+            Kind::File => (b'0', true),
+            Kind::Hardlink => (b'1', false),
+            Kind::Symlink => (b'2', false),
+            Kind::Dir => (b'5', false),
+            Kind::Fifo => (b'6', false),
+            // The tar crate hands over a GNU sparse file's expanded content.
+            Kind::Other(b'S') => (b'0', true),
+            Kind::Other(b) => (b, true),
+            // Dropped above; never written.
+            Kind::Char | Kind::Block | Kind::Global => return Ok(()),
+        };
+        let header = Header {
+            name: &name,
+            typeflag,
+            mode: e.mode & !0o6000,
+            mtime: e.mtime,
+            size: if with_data { e.size } else { 0 },
+            // Symlink targets are kept byte for byte (CONSUMER-SYMLINK-TARGET).
+            link: if matches!(e.kind, Kind::Hardlink | Kind::Symlink) { &link } else { b"" },
+            owner_name: ROOT,
+            xattrs: &xattrs,
+        };
+        let mut tracked = Tracked { inner: data, failed: false };
+        let result = self.out.entry(&header, if with_data { Some(&mut tracked) } else { None });
+        if let Err(err) = result {
+            // A short read is the input's fault too (the writer checks the length).
+            if tracked.failed || err.kind() == std::io::ErrorKind::UnexpectedEof {
+                self.input_failed = true;
+                return Err(SinkError(format!("reading {}: {err}", e.display_path())));
+            }
+            return Err(SinkError(format!("writing {}: {err}", e.display_path())));
+        }
+        self.changes.written += 1;
+        Ok(())
+    }
+}
