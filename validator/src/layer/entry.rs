@@ -249,10 +249,21 @@ impl Entry {
                     }
                 }
                 _ => {
-                    if let Some(name) =
-                        key.strip_prefix(b"SCHILY.xattr.").or_else(|| key.strip_prefix(b"LIBARCHIVE.xattr."))
-                    {
+                    if let Some(name) = key.strip_prefix(b"SCHILY.xattr.") {
                         self.xattrs.push((name.to_vec(), value.to_vec()));
+                    } else if let Some(name) = key.strip_prefix(b"LIBARCHIVE.xattr.") {
+                        // libarchive's own form: URL-encoded name, base64 value.
+                        match (percent_decode(name), base64_decode(value)) {
+                            (Some(n), Some(v)) => self.xattrs.push((n, v)),
+                            _ => self.problems.push(Problem {
+                                field: "xattr",
+                                detail: format!(
+                                    "LIBARCHIVE.xattr record {:?} is not URL/base64 encoded",
+                                    super::path::escape(name)
+                                ),
+                                mismatch: false,
+                            }),
+                        }
                     } else if key.starts_with(b"SCHILY.acl.") {
                         self.has_acl = true;
                     }
@@ -267,5 +278,60 @@ impl Entry {
 
     pub fn has_xattr(&self, name: &[u8]) -> bool {
         self.xattrs.iter().any(|(n, _)| n == name)
+    }
+}
+
+/// `%XX` escapes as libarchive writes xattr names.
+fn percent_decode(s: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        if s[i] == b'%' {
+            let hex = std::str::from_utf8(s.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(s[i]);
+            i += 1;
+        }
+    }
+    Some(out)
+}
+
+/// Standard base64, padding optional, as libarchive writes xattr values.
+fn base64_decode(s: &[u8]) -> Option<Vec<u8>> {
+    let value = |c: u8| match c {
+        b'A'..=b'Z' => Some(c - b'A'),
+        b'a'..=b'z' => Some(c - b'a' + 26),
+        b'0'..=b'9' => Some(c - b'0' + 52),
+        b'+' => Some(62),
+        b'/' => Some(63),
+        _ => None,
+    };
+    let s = s.strip_suffix(b"==").or_else(|| s.strip_suffix(b"=")).unwrap_or(s);
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0);
+    for &c in s {
+        acc = (acc << 6) | u32::from(value(c)?);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn libarchive_encodings() {
+        assert_eq!(percent_decode(b"user.a%3Db").unwrap(), b"user.a=b");
+        assert_eq!(percent_decode(b"bad%zz"), None);
+        assert_eq!(base64_decode(b"aGVsbG8=").unwrap(), b"hello");
+        assert_eq!(base64_decode(b"AQAAAg").unwrap(), [1, 0, 0, 2]);
+        assert_eq!(base64_decode(b"not base64!"), None);
     }
 }
