@@ -299,3 +299,20 @@ fn as_the_invoking_user_whoever_it_is() {
         assert_eq!((m.uid(), m.gid(), m.mode() & 0o6000), (uid, gid, 0), "{}", p.display());
     }
 }
+
+/// A directory removed by a whiteout and made again implicitly (for a file
+/// beneath it) gets the default 0755, not the removed one's recorded mode.
+#[test]
+fn recreated_directory_does_not_inherit_a_removed_mode() {
+    let t = user_dir();
+    let layers = vec![
+        (layers::layer(&[dir("gone/").mode(0o500), file("gone/x", b"x")]), Compression::Gzip),
+        (layers::layer(&[file(".wh.gone", b""), file("gone/y", b"y")]), Compression::Gzip),
+    ];
+    image(&t, Some("flattened"), layers);
+    let r = run_as_user(&t, &["unpack", "image", "root"]);
+    assert_eq!(r.code(), 0, "{}", r.stderr());
+    assert_eq!(mode(&t.join("root/gone")), 0o755);
+    assert!(!t.join("root/gone/x").exists());
+    assert_eq!(fs::read(t.join("root/gone/y")).unwrap(), b"y");
+}

@@ -135,9 +135,10 @@ impl<'r> Extractor<'r> {
             self.dir_modes.entry(p).or_insert(0o755);
         }
         let existing = fs::kind_at(dir.as_fd(), &name)?;
-        let replace = |root: &mut Root| -> io::Result<()> {
+        let replace = |root: &mut Root, modes: &mut BTreeMap<Normal, u32>| -> io::Result<()> {
             if existing.is_some() {
                 root.forget();
+                forget_modes(modes, &path);
                 fs::remove(dir.as_fd(), &name)?;
             }
             Ok(())
@@ -145,7 +146,7 @@ impl<'r> Extractor<'r> {
         match e.kind {
             Kind::Dir => {
                 if existing != Some(OnDisk::Dir) {
-                    replace(self.root)?;
+                    replace(self.root, &mut self.dir_modes)?;
                     fs::make_dir(dir.as_fd(), &name)?;
                 }
                 self.dir_modes.insert(path.clone(), e.mode & 0o1777);
@@ -156,37 +157,37 @@ impl<'r> Extractor<'r> {
                 self.summary.directories += 1;
             }
             Kind::File => {
-                replace(self.root)?;
+                replace(self.root, &mut self.dir_modes)?;
                 let file = fs::create_file(dir.as_fd(), &name, data, e.mode & 0o777)?;
                 self.xattrs(e, &file);
                 fs::set_mtime(&file, e.mtime)?;
                 self.summary.files += 1;
             }
             Kind::Symlink => {
-                replace(self.root)?;
+                replace(self.root, &mut self.dir_modes)?;
                 fs::make_symlink(dir.as_fd(), &name, e.link.as_deref().unwrap_or_default())?;
                 fs::set_link_mtime(dir.as_fd(), &name, e.mtime)?;
                 self.summary.symlinks += 1;
             }
             Kind::Hardlink => {
                 let (tdir, tname) = target.expect("looked up above");
-                replace(self.root)?;
+                replace(self.root, &mut self.dir_modes)?;
                 fs::make_hardlink(tdir.as_fd(), &tname, dir.as_fd(), &name)?;
                 self.summary.hardlinks += 1;
             }
             Kind::Fifo => {
-                replace(self.root)?;
+                replace(self.root, &mut self.dir_modes)?;
                 fs::make_fifo(dir.as_fd(), &name, e.mode & 0o777)?;
                 self.summary.fifos += 1;
             }
             Kind::Char | Kind::Block => {
                 // Skipping leaves nothing at the path, not even what a
                 // lower layer had there.
-                replace(self.root)?;
+                replace(self.root, &mut self.dir_modes)?;
                 Self::note(&mut self.summary.devices_skipped, self.max, e, Some(e.kind.name().into()));
             }
             Kind::Other(_) | Kind::Global => {
-                replace(self.root)?;
+                replace(self.root, &mut self.dir_modes)?;
                 Self::note(&mut self.summary.unknown_skipped, self.max, e, None);
             }
         }
@@ -238,6 +239,7 @@ impl<'r> Extractor<'r> {
         let Some(fd) = self.root.lookup(&dir)? else { return Ok(Ok(())) };
         let target = dir.join(rest);
         if !self.created.contains(&self.key(&target)) {
+            forget_modes(&mut self.dir_modes, &target);
             fs::remove(fd.as_fd(), rest)?;
         } else if fs::kind_at(fd.as_fd(), rest)? == Some(OnDisk::Dir) {
             // Made by this layer over a lower directory: only the lower
@@ -253,6 +255,7 @@ impl<'r> Extractor<'r> {
         for child in fs::children(fd)? {
             let path = dir.join(&child);
             if !self.created.contains(&self.key(&path)) {
+                forget_modes(&mut self.dir_modes, &path);
                 fs::remove(fd.as_fd(), &child)?;
             } else if fs::kind_at(fd.as_fd(), &child)? == Some(OnDisk::Dir) {
                 let sub = fs::open_subdir(fd.as_fd(), &child)?;
@@ -274,6 +277,22 @@ impl<'r> Extractor<'r> {
     }
 }
 
+/// Drops the recorded modes of `path` and everything beneath it: they
+/// belong to directories that are gone, and a directory made again at the
+/// same path must not inherit them.
+fn forget_modes(modes: &mut BTreeMap<Normal, u32>, path: &Normal) {
+    modes.remove(path);
+    // Descendants sort from "path/" up to, not including, "path0" ('0'
+    // follows '/'), whatever names like "path-x" sort between.
+    let (mut from, mut to) = (path.0.clone(), path.0.clone());
+    from.push(b'/');
+    to.push(b'0');
+    let doomed: Vec<Normal> = modes.range(Normal(from)..Normal(to)).map(|(p, _)| p.clone()).collect();
+    for p in doomed {
+        modes.remove(&p);
+    }
+}
+
 impl Sink for Extractor<'_> {
     fn entry(&mut self, e: &Entry, data: &mut dyn Read) -> Result<(), SinkError> {
         if e.kind == Kind::Global {
@@ -288,5 +307,19 @@ impl Sink for Extractor<'_> {
             }
             Err(err) => Err(SinkError(format!("cannot apply {}: {err}", e.display_path()))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forgetting_modes_takes_descendants_only() {
+        let n = |s: &str| Normal(s.as_bytes().to_vec());
+        let mut m: BTreeMap<Normal, u32> =
+            ["a", "a-b", "a/x", "a/x/y", "a0", "ab"].iter().map(|p| (n(p), 0o755)).collect();
+        forget_modes(&mut m, &n("a"));
+        assert_eq!(m.keys().map(|k| k.display()).collect::<Vec<_>>(), ["a-b", "a0", "ab"]);
     }
 }
