@@ -23,19 +23,24 @@ fn user() -> (u32, u32) {
     if uid == 0 { (65534, 65534) } else { (uid, gid) }
 }
 
-/// A test directory the unpacking user owns (and everyone can traverse).
+/// A test directory the unpacking user owns (and everyone can traverse),
+/// holding a copy of the binary: the checkout may sit where that user
+/// cannot reach (a root-only home directory, say).
 fn user_dir() -> TestDir {
     let t = TestDir::new();
     let (uid, gid) = user();
     fs::set_permissions(t.path(), fs::Permissions::from_mode(0o755)).unwrap();
     std::os::unix::fs::chown(t.path(), Some(uid), Some(gid)).unwrap();
+    fs::copy(env!("CARGO_BIN_EXE_single-id"), t.join("single-id")).unwrap();
+    fs::set_permissions(t.join("single-id"), fs::Permissions::from_mode(0o755)).unwrap();
     t
 }
 
-/// Runs `single-id ARGS` as the unpacking user.
+/// Runs `single-id ARGS` as the unpacking user, from the copy in the test
+/// directory.
 fn run_as_user(t: &TestDir, args: &[&str]) -> Run {
     let (uid, gid) = user();
-    let mut c = Command::new(env!("CARGO_BIN_EXE_single-id"));
+    let mut c = Command::new(t.join("single-id"));
     c.args(args).current_dir(t.path());
     // SAFETY: geteuid cannot fail.
     if unsafe { libc::geteuid() } == 0 {
