@@ -140,21 +140,21 @@ impl Entry {
                 mismatch: true,
             });
         }
-        entry.negative_numbers(e.header());
         // A global header's body is its own PAX records: leave it unread
         // for the rules (`pax_extensions` would consume it).
-        if kind != Kind::Global {
-            entry.apply_pax(e);
-        }
+        let from_pax = if kind != Kind::Global { entry.apply_pax(e) } else { Vec::new() };
+        // The tar crate writes a PAX uid or gid into the header (as
+        // base-256 when large), so only fields no PAX record set are raw.
+        entry.negative_numbers(e.header(), &from_pax);
         entry
     }
 
     /// GNU base-256 fields whose sign bit is set: the tar crate reads them
     /// as huge positive numbers, so look at the raw bytes.
-    fn negative_numbers(&mut self, h: &tar::Header) {
+    fn negative_numbers(&mut self, h: &tar::Header, from_pax: &[&'static str]) {
         let raw = h.as_bytes();
         for (field, range) in [("uid", 108..116), ("gid", 116..124), ("size", 124..136), ("mtime", 136..148)] {
-            if raw[range.start] == 0xff {
+            if raw[range.start] == 0xff && !from_pax.contains(&field) {
                 // Garbage, like any unreadable field: read as 0.
                 match field {
                     "uid" => self.uid = 0,
@@ -172,13 +172,15 @@ impl Entry {
 
     /// Reads what the tar crate leaves to its caller from the PAX records:
     /// names, xattrs, and the validity of the numbers it applied silently.
-    fn apply_pax<R: Read>(&mut self, e: &mut tar::Entry<'_, R>) {
+    /// Returns the numeric fields PAX records set.
+    fn apply_pax<R: Read>(&mut self, e: &mut tar::Entry<'_, R>) -> Vec<&'static str> {
+        let mut set = Vec::new();
         let pax = match e.pax_extensions() {
             Ok(Some(p)) => p,
-            Ok(None) => return,
+            Ok(None) => return set,
             Err(err) => {
                 self.problems.push(Problem { field: "pax", detail: err.to_string(), mismatch: false });
-                return;
+                return set;
             }
         };
         for record in pax {
@@ -216,6 +218,11 @@ impl Entry {
                     }
                 }
                 b"uid" | b"gid" | b"size" => {
+                    set.push(match key {
+                        b"uid" => "uid",
+                        b"gid" => "gid",
+                        _ => "size",
+                    });
                     // tar applies these only when they parse; say when not.
                     let text = std::str::from_utf8(value).unwrap_or("");
                     if text.parse::<u64>().is_err() {
@@ -270,6 +277,7 @@ impl Entry {
                 }
             }
         }
+        set
     }
 
     pub fn display_path(&self) -> String {

@@ -23,6 +23,7 @@ pub fn render(u: &Unpacked, dest: &str) -> String {
         ("rejected entries:", &s.rejected, "CONSUMER-DOTDOT, CONSUMER-CONTAINED"),
         ("did not apply security.capability on", &s.capabilities_dropped, "CONSUMER-XATTR-CAPABILITY"),
         ("did not apply other xattrs on", &s.xattrs_not_applied, "CONSUMER-XATTR-OTHER"),
+        ("the filesystem refused user.* xattrs on", &s.user_xattrs_refused, "CONSUMER-XATTR-USER"),
     ] {
         line(&mut out, what, t, clause);
     }

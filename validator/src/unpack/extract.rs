@@ -39,15 +39,18 @@ pub struct Summary {
     pub rejected: Tally,
     /// CONSUMER-XATTR-CAPABILITY.
     pub capabilities_dropped: Tally,
-    /// CONSUMER-XATTR-OTHER, and `user.*` attributes the filesystem refused.
+    /// CONSUMER-XATTR-OTHER: attributes outside `user.`, not applied.
     pub xattrs_not_applied: Tally,
+    /// CONSUMER-XATTR-USER: `user.*` attributes the filesystem refused.
+    pub user_xattrs_refused: Tally,
 }
 
 pub struct Extractor<'r> {
     root: &'r mut Root,
     keys: RandomState,
-    /// Paths created by the layer being applied: whiteouts of the same layer
-    /// must not remove them (CONSUMER-WHITEOUT, CONSUMER-OPAQUE).
+    /// Paths created by the layer being applied, and every ancestor of
+    /// one: whiteouts of the same layer must not remove them, only the
+    /// lower content around them (CONSUMER-WHITEOUT, CONSUMER-OPAQUE).
     created: HashSet<u64>,
     /// Final directory modes, applied after the last layer so that a
     /// read-only directory never stops a later entry (CONSUMER-READONLY-DIR).
@@ -88,6 +91,14 @@ impl<'r> Extractor<'r> {
 
     fn key(&self, p: &Normal) -> u64 {
         self.keys.hash_one(&p.0)
+    }
+
+    /// Marks `p` and its ancestors as this layer's.
+    fn mark_created(&mut self, p: &Normal) {
+        self.created.insert(self.key(p));
+        for a in p.ancestors() {
+            self.created.insert(self.keys.hash_one(a));
+        }
     }
 
     fn note(t: &mut Tally, max: usize, e: &Entry, detail: Option<String>) {
@@ -131,7 +142,7 @@ impl<'r> Extractor<'r> {
         };
         let dir = dir.try_clone_to_owned()?;
         for p in made {
-            self.created.insert(self.key(&p));
+            self.mark_created(&p);
             self.dir_modes.entry(p).or_insert(0o755);
         }
         let existing = fs::kind_at(dir.as_fd(), &name)?;
@@ -158,9 +169,12 @@ impl<'r> Extractor<'r> {
             }
             Kind::File => {
                 replace(self.root, &mut self.dir_modes)?;
-                let file = fs::create_file(dir.as_fd(), &name, data, e.mode & 0o777)?;
+                let file = fs::create_file(dir.as_fd(), &name, data)?;
+                // Attributes before the mode: a read-only mode would make
+                // the kernel refuse them.
                 self.xattrs(e, &file);
                 fs::set_mtime(&file, e.mtime)?;
+                fs::set_mode(&file, e.mode & 0o777)?;
                 self.summary.files += 1;
             }
             Kind::Symlink => {
@@ -191,7 +205,7 @@ impl<'r> Extractor<'r> {
                 Self::note(&mut self.summary.unknown_skipped, self.max, e, None);
             }
         }
-        self.created.insert(self.key(&path));
+        self.mark_created(&path);
         Ok(Ok(()))
     }
 
@@ -242,8 +256,8 @@ impl<'r> Extractor<'r> {
             forget_modes(&mut self.dir_modes, &target);
             fs::remove(fd.as_fd(), rest)?;
         } else if fs::kind_at(fd.as_fd(), rest)? == Some(OnDisk::Dir) {
-            // Made by this layer over a lower directory: only the lower
-            // content beneath it goes.
+            // This layer made it, or made something beneath it: only the
+            // lower content goes.
             let sub = fs::open_subdir(fd.as_fd(), rest)?;
             self.prune(&sub, &target)?;
         }
@@ -270,8 +284,10 @@ impl<'r> Extractor<'r> {
             let shown = Some(escape(name));
             if name == b"security.capability" {
                 Self::note(&mut self.summary.capabilities_dropped, self.max, e, None);
-            } else if !name.starts_with(b"user.") || fs::set_xattr(fd.as_fd(), name, value).is_err() {
+            } else if !name.starts_with(b"user.") {
                 Self::note(&mut self.summary.xattrs_not_applied, self.max, e, shown);
+            } else if fs::set_xattr(fd.as_fd(), name, value).is_err() {
+                Self::note(&mut self.summary.user_xattrs_refused, self.max, e, shown);
             }
         }
     }

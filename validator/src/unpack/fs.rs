@@ -177,15 +177,14 @@ pub fn children(dir: &OwnedFd) -> io::Result<Vec<Vec<u8>>> {
     Ok(out)
 }
 
-/// Writes a regular file that did not exist, with exactly `mode`
-/// (no umask), returning it open for attributes.
-pub fn create_file(dir: BorrowedFd<'_>, name: &[u8], data: &mut dyn Read, mode: u32) -> io::Result<std::fs::File> {
+/// Writes a regular file that did not exist (0600 for now), returning it
+/// open for attributes; the caller sets the recorded mode last.
+pub fn create_file(dir: BorrowedFd<'_>, name: &[u8], data: &mut dyn Read) -> io::Result<std::fs::File> {
     let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
     let fd = rfs::openat(dir, name, flags, Mode::from_raw_mode(0o600)).map_err(err)?;
     let mut file = std::fs::File::from(fd);
     io::copy(data, &mut file)?;
     file.flush()?;
-    rfs::fchmod(&file, Mode::from_raw_mode(mode)).map_err(err)?;
     Ok(file)
 }
 
