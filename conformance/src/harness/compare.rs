@@ -1,0 +1,648 @@
+//! Comparing what an adapter left against the expectation, and deciding
+//! which requirement each difference counts against.
+//!
+//! Attribution rule. A `present` or `absent` path lists the requirements a
+//! mismatch there violates. Some aspects of a path have a requirement of
+//! their own; a difference in such an aspect counts against that
+//! requirement when the path lists it, and against every requirement of the
+//! path otherwise:
+//!
+//! | aspect | own requirements |
+//! |---|---|
+//! | set-ID bits of the mode | CONSUMER-SETID-CLEARED |
+//! | sticky bit of the mode | CONSUMER-STICKY |
+//! | permission bits (0777) | CONSUMER-MODE, CONSUMER-READONLY-DIR |
+//! | modification time | CONSUMER-MTIME |
+//! | symbolic-link target | CONSUMER-SYMLINK-TARGET |
+//! | a `user.` attribute that should be there | CONSUMER-XATTR-USER |
+//! | `security.capability` that should not | CONSUMER-XATTR-CAPABILITY |
+//! | another attribute that should not | CONSUMER-XATTR-OTHER |
+//! | the output naming a skipped path | CONSUMER-DEVICES-REPORTED |
+//!
+//! A missing path or a wrong type counts against every requirement of the
+//! path; content and hard-link identity count against the path's
+//! requirements that own none of the aspects above (all of them if none is
+//! left). CONSUMER-DEVICES-REPORTED is only ever judged by the output check.
+//! A path that no expectation accounts for (with `extraPaths` false) counts
+//! against every requirement that some `present` or `absent` path lists;
+//! directories above listed paths are accounted for, and so are names
+//! starting with `.wh.` when the fixture lists CONSUMER-WHITEOUT, whose own
+//! check reports them.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Component, Path, PathBuf};
+
+use super::results::{Check, Difference, Status};
+use super::tree::{Kind, Node, Tree, display_path, escape_bytes};
+use crate::expect::{self, Expectation, Present};
+
+pub const CONTAINED: &str = "CONSUMER-CONTAINED";
+pub const OWNER: &str = "CONSUMER-OWNER";
+pub const SETID_CLEARED: &str = "CONSUMER-SETID-CLEARED";
+pub const WHITEOUT: &str = "CONSUMER-WHITEOUT";
+pub const POLICY_CAUTION: &str = "POLICY-CAUTION";
+pub const POLICY_UNKNOWN: &str = "POLICY-UNKNOWN";
+pub const DEVICES_REPORTED: &str = "CONSUMER-DEVICES-REPORTED";
+const DEVICES: &str = "CONSUMER-DEVICES";
+/// The annotation key a refusal's message must name (POLICY-CAUTION).
+pub const KEY: &str = "org.opencontainers.image.id-flattening";
+
+const SETID: &[&str] = &[SETID_CLEARED];
+const STICKY: &[&str] = &["CONSUMER-STICKY"];
+const PERMS: &[&str] = &["CONSUMER-MODE", "CONSUMER-READONLY-DIR"];
+const MTIME: &[&str] = &["CONSUMER-MTIME"];
+const TARGET: &[&str] = &["CONSUMER-SYMLINK-TARGET"];
+const XATTR_USER: &[&str] = &["CONSUMER-XATTR-USER"];
+const XATTR_CAP: &[&str] = &["CONSUMER-XATTR-CAPABILITY"];
+const XATTR_OTHER: &[&str] = &["CONSUMER-XATTR-OTHER"];
+const REPORTED: &[&str] = &[DEVICES_REPORTED];
+const DEDICATED: &[&[&str]] = &[SETID, STICKY, PERMS, MTIME, TARGET, XATTR_USER, XATTR_CAP, XATTR_OTHER, REPORTED];
+
+/// Which of a path's requirements an aspect's difference counts against.
+#[derive(Clone, Copy)]
+enum Aspect {
+    /// Existence and type: every requirement of the path.
+    Whole,
+    /// Content, hard-link identity: the requirements no aspect owns.
+    Generic,
+    Own(&'static [&'static str]),
+}
+
+fn owners(reqs: &[String], aspect: Aspect) -> Vec<String> {
+    let not_reported: Vec<String> = reqs.iter().filter(|r| r.as_str() != DEVICES_REPORTED).cloned().collect();
+    let base = if not_reported.is_empty() { reqs.to_vec() } else { not_reported };
+    let picked: Vec<String> = match aspect {
+        Aspect::Whole => return base,
+        Aspect::Generic => {
+            base.iter().filter(|r| !DEDICATED.iter().any(|set| set.contains(&r.as_str()))).cloned().collect()
+        }
+        Aspect::Own(set) => reqs.iter().filter(|r| set.contains(&r.as_str())).cloned().collect(),
+    };
+    if picked.is_empty() { base } else { picked }
+}
+
+/// Per requirement: whether any check concerned it, its differences, and
+/// why it fails or is skipped beyond them.
+#[derive(Debug, Default)]
+struct Entry {
+    checked: bool,
+    differences: Vec<Difference>,
+    failures: Vec<String>,
+    skip_reason: Option<String>,
+}
+
+/// What every check found, by requirement id.
+#[derive(Debug, Default)]
+pub struct Ledger {
+    entries: BTreeMap<String, Entry>,
+}
+
+impl Ledger {
+    pub fn new<'a>(ids: impl IntoIterator<Item = &'a str>) -> Ledger {
+        Ledger { entries: ids.into_iter().map(|id| (id.to_string(), Entry::default())).collect() }
+    }
+
+    fn each<'a>(&mut self, reqs: impl IntoIterator<Item = &'a String>, mut f: impl FnMut(&mut Entry)) {
+        for r in reqs {
+            if let Some(e) = self.entries.get_mut(r) {
+                f(e);
+            }
+        }
+    }
+
+    /// A check concerning `reqs` ran.
+    pub fn checked<'a>(&mut self, reqs: impl IntoIterator<Item = &'a String>) {
+        self.each(reqs, |e| e.checked = true);
+    }
+
+    /// A check concerning `reqs` found `d` (recorded once per requirement).
+    pub fn differ<'a>(&mut self, reqs: impl IntoIterator<Item = &'a String>, d: Difference) {
+        self.each(reqs, |e| {
+            e.checked = true;
+            if !e.differences.iter().any(|x| x.run == d.run && x.path == d.path && x.check == d.check) {
+                e.differences.push(d.clone());
+            }
+        });
+    }
+
+    /// `reqs` fail for a reason that is not one difference (the tree could
+    /// not be checked at all).
+    pub fn fail<'a>(&mut self, reqs: impl IntoIterator<Item = &'a String>, reason: &str) {
+        self.each(reqs, |e| {
+            e.checked = true;
+            if !e.failures.iter().any(|f| f == reason) {
+                e.failures.push(reason.to_string());
+            }
+        });
+    }
+
+    /// The reason given for `reqs` if no check ends up concerning them.
+    pub fn skip_unless_checked<'a>(&mut self, reqs: impl IntoIterator<Item = &'a String>, reason: &str) {
+        self.each(reqs, |e| {
+            e.skip_reason.get_or_insert_with(|| reason.to_string());
+        });
+    }
+
+    /// The verdict: fail on any difference or failure, pass when some
+    /// check concerned the requirement, skip otherwise.
+    pub fn verdict(&self, id: &str) -> (Status, Option<String>, Vec<Difference>) {
+        let Some(e) = self.entries.get(id) else {
+            return (Status::Skip, Some("not among the fixture's requirements".into()), Vec::new());
+        };
+        if !e.differences.is_empty() || !e.failures.is_empty() {
+            let reason = if e.failures.is_empty() { None } else { Some(e.failures.join("; ")) };
+            return (Status::Fail, reason, e.differences.clone());
+        }
+        if e.checked {
+            return (Status::Pass, None, Vec::new());
+        }
+        let reason =
+            e.skip_reason.clone().unwrap_or_else(|| "no check the harness makes applies to it in this fixture".into());
+        (Status::Skip, Some(reason), Vec::new())
+    }
+}
+
+/// How much of the expectation applies to DEST.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// The adapter unpacked: every check.
+    Full,
+    /// The adapter failed and the fixture allows it (`any`): `absent`
+    /// paths, the global checks and the output; not `present` paths nor
+    /// unexpected ones.
+    AfterFailure,
+}
+
+/// The user the adapter ran as.
+#[derive(Clone, Copy)]
+pub struct User {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// Parses an expectation's octal mode (`"0755"`, `"1777"`).
+pub fn parse_mode(s: &str) -> Option<u32> {
+    if s.is_empty() || s.len() > 5 {
+        return None;
+    }
+    u32::from_str_radix(s, 8).ok().filter(|m| *m <= 0o7777)
+}
+
+/// An expectation path as the relative path it names in DEST: leading
+/// `/`, `.` components and trailing slashes carry no meaning.
+pub fn rel_path(s: &str) -> PathBuf {
+    Path::new(s).components().filter(|c| matches!(c, Component::Normal(_))).collect()
+}
+
+fn kind_name(k: expect::Kind) -> &'static str {
+    match k {
+        expect::Kind::File => "file",
+        expect::Kind::Dir => "dir",
+        expect::Kind::Symlink => "symlink",
+        expect::Kind::Fifo => "fifo",
+    }
+}
+
+fn kind_matches(k: expect::Kind, found: Kind) -> bool {
+    matches!(
+        (k, found),
+        (expect::Kind::File, Kind::File)
+            | (expect::Kind::Dir, Kind::Dir)
+            | (expect::Kind::Symlink, Kind::Symlink)
+            | (expect::Kind::Fifo, Kind::Fifo)
+    )
+}
+
+struct Cx<'a> {
+    exp: &'a Expectation,
+    run: usize,
+    ledger: &'a mut Ledger,
+}
+
+impl Cx<'_> {
+    fn diff(&mut self, reqs: &[String], aspect: Aspect, path: &str, check: Check, expected: String, found: String) {
+        let d = Difference { run: self.run, path: path.to_string(), check, expected, found };
+        let who = owners(reqs, aspect);
+        self.ledger.differ(&who, d);
+    }
+}
+
+/// Compares DEST's tree with the expectation, recording into `ledger`.
+/// `output` is what the adapter printed (for CONSUMER-DEVICES-REPORTED).
+pub fn compare_tree(
+    exp: &Expectation,
+    tree: &Tree,
+    user: User,
+    scope: Scope,
+    run: usize,
+    output: &str,
+    ledger: &mut Ledger,
+) {
+    let mut cx = Cx { exp, run, ledger };
+    if scope == Scope::Full {
+        for p in &exp.present {
+            present(&mut cx, p, tree, output);
+        }
+        hardlinks(&mut cx, tree);
+    }
+    for a in &exp.absent {
+        let rel = rel_path(&a.path);
+        cx.ledger.checked(&owners(&a.requirements, Aspect::Whole));
+        if let Some(node) = tree.get(&rel) {
+            cx.diff(&a.requirements, Aspect::Whole, &a.path, Check::Absent, "nothing".into(), node.describe());
+        } else if must_report(exp, &a.requirements, DEVICES) {
+            reported(&mut cx, &a.path, output);
+        }
+    }
+    if scope == Scope::Full && !exp.allowances.extra_paths {
+        extra_paths(&mut cx, tree);
+    }
+    globals(&mut cx, tree, user);
+    for (rel, node) in &tree.nodes {
+        if let Some(why) = &node.unreadable {
+            let all: Vec<String> = exp.requirements.iter().map(|r| r.id.clone()).filter(|r| r != CONTAINED).collect();
+            cx.diff(
+                &all,
+                Aspect::Whole,
+                &display_path(rel),
+                Check::Unreadable,
+                "readable by the harness".into(),
+                why.clone(),
+            );
+        }
+    }
+}
+
+/// Whether a skipped path must be named in the output: the path cites
+/// CONSUMER-DEVICES-REPORTED, or the fixture lists it and the path cites
+/// `also` (CONSUMER-DEVICES for absent paths, anything for a skipped FIFO).
+fn must_report(exp: &Expectation, reqs: &[String], also: &str) -> bool {
+    reqs.iter().any(|r| r == DEVICES_REPORTED)
+        || (exp.requirements.iter().any(|r| r.id == DEVICES_REPORTED)
+            && (also.is_empty() || reqs.iter().any(|r| r == also)))
+}
+
+/// The adapter's output names `path` (a skipped device or FIFO): checked
+/// for CONSUMER-DEVICES-REPORTED, and only against it.
+fn reported(cx: &mut Cx, path: &str, output: &str) {
+    let own = vec![DEVICES_REPORTED.to_string()];
+    cx.ledger.checked(&own);
+    let needle = rel_path(path);
+    let needle = needle.to_string_lossy();
+    if !output.contains(needle.as_ref()) {
+        cx.diff(
+            &own,
+            Aspect::Whole,
+            path,
+            Check::Reported,
+            format!("the adapter's output names {needle}"),
+            "not named in stdout or stderr".into(),
+        );
+    }
+}
+
+fn present(cx: &mut Cx, p: &Present, tree: &Tree, output: &str) {
+    let reqs = &p.requirements;
+    let rel = rel_path(&p.path);
+    cx.ledger.checked(&owners(reqs, Aspect::Whole));
+    let Some(node) = tree.get(&rel) else {
+        if p.kind == expect::Kind::Fifo && cx.exp.allowances.fifo_may_be_absent {
+            if must_report(cx.exp, reqs, "") {
+                reported(cx, &p.path, output);
+            }
+            return;
+        }
+        let want = if p.kind == expect::Kind::Fifo { "fifo" } else { kind_name(p.kind) };
+        cx.diff(reqs, Aspect::Whole, &p.path, Check::Exists, want.into(), "nothing".into());
+        return;
+    };
+    if !kind_matches(p.kind, node.kind) {
+        let mut want = kind_name(p.kind).to_string();
+        if p.kind == expect::Kind::Fifo && cx.exp.allowances.fifo_may_be_absent {
+            want.push_str(" or nothing");
+        }
+        cx.diff(reqs, Aspect::Whole, &p.path, Check::Type, want, node.describe());
+        return;
+    }
+    if let (Some(mode), false) = (&p.mode, p.kind == expect::Kind::Symlink) {
+        let expected = parse_mode(mode).unwrap_or(0);
+        mode_check(cx, p, expected, node);
+    }
+    if let Some(want) = &p.sha256 {
+        match &node.sha256 {
+            Some(h) if h == want => cx.ledger.checked(&owners(reqs, Aspect::Generic)),
+            Some(h) => cx.diff(reqs, Aspect::Generic, &p.path, Check::Sha256, want.clone(), h.clone()),
+            None => cx.diff(
+                reqs,
+                Aspect::Generic,
+                &p.path,
+                Check::Sha256,
+                want.clone(),
+                node.unreadable.clone().unwrap_or_else(|| "unreadable".into()),
+            ),
+        }
+    }
+    if let Some(want) = &p.target {
+        let found = node.target.as_deref().unwrap_or_default();
+        if found == want.as_bytes() {
+            cx.ledger.checked(&owners(reqs, Aspect::Own(TARGET)));
+        } else {
+            cx.diff(
+                reqs,
+                Aspect::Own(TARGET),
+                &p.path,
+                Check::Target,
+                escape_bytes(want.as_bytes()),
+                escape_bytes(found),
+            );
+        }
+    }
+    if let Some(want) = p.mtime {
+        if node.mtime == want as i64 {
+            cx.ledger.checked(&owners(reqs, Aspect::Own(MTIME)));
+        } else {
+            cx.diff(reqs, Aspect::Own(MTIME), &p.path, Check::Mtime, want.to_string(), node.mtime.to_string());
+        }
+    }
+    for (name, want) in &p.xattrs {
+        let aspect = if name.starts_with("user.") { Aspect::Own(XATTR_USER) } else { Aspect::Generic };
+        let at = format!("{} [{}]", p.path, name);
+        match node.xattrs.get(name) {
+            Some(v) if v == want.as_bytes() => cx.ledger.checked(&owners(reqs, aspect)),
+            Some(v) => cx.diff(reqs, aspect, &at, Check::Xattr, escape_bytes(want.as_bytes()), escape_bytes(v)),
+            None => cx.diff(reqs, aspect, &at, Check::Xattr, escape_bytes(want.as_bytes()), "no such attribute".into()),
+        }
+    }
+    for name in &p.xattrs_absent {
+        let aspect = if name == "security.capability" {
+            Aspect::Own(XATTR_CAP)
+        } else if name.starts_with("user.") {
+            Aspect::Generic
+        } else {
+            Aspect::Own(XATTR_OTHER)
+        };
+        match node.xattrs.get(name) {
+            None => cx.ledger.checked(&owners(reqs, aspect)),
+            Some(v) => cx.diff(
+                reqs,
+                aspect,
+                &format!("{} [{}]", p.path, name),
+                Check::XattrAbsent,
+                "no such attribute".into(),
+                format!("set ({} bytes)", v.len()),
+            ),
+        }
+    }
+}
+
+/// Mode: missing bits are always wrong; extra owner bits are fine within
+/// CONSUMER-OWNER-RAISE when the fixture allows it. Differences are split
+/// by the bits concerned, so that each goes to its own requirement.
+fn mode_check(cx: &mut Cx, p: &Present, expected: u32, node: &Node) {
+    let raise = match (cx.exp.allowances.owner_raise, p.kind) {
+        (true, expect::Kind::File) => 0o600,
+        (true, expect::Kind::Dir) => 0o700,
+        _ => 0,
+    };
+    let bad = (expected ^ node.mode) & !(node.mode & !expected & raise);
+    let want = if raise != 0 {
+        format!("{expected:04o} (owner bits may be raised to u+{})", if raise == 0o700 { "rwx" } else { "rw" })
+    } else {
+        format!("{expected:04o}")
+    };
+    let found = format!("{:04o}", node.mode);
+    for (bits, check, aspect) in [
+        (0o6000, Check::Setid, Aspect::Own(SETID)),
+        (0o1000, Check::Sticky, Aspect::Own(STICKY)),
+        (0o0777, Check::Mode, Aspect::Own(PERMS)),
+    ] {
+        if bad & bits != 0 {
+            cx.diff(&p.requirements, aspect, &p.path, check, want.clone(), found.clone());
+        } else {
+            cx.ledger.checked(&owners(&p.requirements, aspect));
+        }
+    }
+}
+
+/// Paths of one group name the same object; different groups differ.
+fn hardlinks(cx: &mut Cx, tree: &Tree) {
+    // Per group name: each member and the (device, inode) it names.
+    type Members<'a> = Vec<(&'a Present, (u64, u64))>;
+    let mut groups: BTreeMap<&str, Members> = BTreeMap::new();
+    for p in &cx.exp.present {
+        let Some(group) = &p.hardlink_group else { continue };
+        // A missing path or wrong type was reported already.
+        if let Some(node) = tree.get(&rel_path(&p.path)).filter(|n| kind_matches(p.kind, n.kind)) {
+            groups.entry(group).or_default().push((p, (node.dev, node.ino)));
+        }
+    }
+    let mut firsts: Vec<(&str, &Present, (u64, u64))> = Vec::new();
+    for (name, members) in &groups {
+        let (first, id) = members[0];
+        for (p, other) in &members[1..] {
+            if *other == id {
+                cx.ledger.checked(&owners(&p.requirements, Aspect::Generic));
+            } else {
+                cx.diff(
+                    &p.requirements,
+                    Aspect::Generic,
+                    &p.path,
+                    Check::Hardlink,
+                    format!("the same object as {} (hardlink group {name})", first.path),
+                    format!("a different object (inode {} vs {})", other.1, id.1),
+                );
+            }
+        }
+        for (other_name, other_first, other_id) in &firsts {
+            if *other_id == id {
+                cx.diff(
+                    &first.requirements,
+                    Aspect::Generic,
+                    &first.path,
+                    Check::Hardlink,
+                    format!("a different object from {} (group {name} is not group {other_name})", other_first.path),
+                    format!("the same object (inode {})", id.1),
+                );
+            }
+        }
+        firsts.push((name, first, id));
+    }
+}
+
+fn extra_paths(cx: &mut Cx, tree: &Tree) {
+    let present: BTreeSet<PathBuf> = cx.exp.present.iter().map(|p| rel_path(&p.path)).collect();
+    let absent: BTreeSet<PathBuf> = cx.exp.absent.iter().map(|a| rel_path(&a.path)).collect();
+    let mut ancestors: BTreeSet<PathBuf> = BTreeSet::new();
+    for p in present.iter().chain(absent.iter()) {
+        ancestors.extend(p.ancestors().skip(1).map(Path::to_path_buf));
+    }
+    let mut tree_reqs: Vec<String> = Vec::new();
+    for r in
+        cx.exp.present.iter().flat_map(|p| &p.requirements).chain(cx.exp.absent.iter().flat_map(|a| &a.requirements))
+    {
+        if !tree_reqs.contains(r) {
+            tree_reqs.push(r.clone());
+        }
+    }
+    if tree_reqs.is_empty() {
+        tree_reqs = cx.exp.requirements.iter().map(|r| r.id.clone()).filter(|r| r != CONTAINED).collect();
+    }
+    cx.ledger.checked(&owners(&tree_reqs, Aspect::Whole));
+    let whiteout_listed = cx.exp.requirements.iter().any(|r| r.id == WHITEOUT);
+    for (rel, node) in &tree.nodes {
+        if rel.as_os_str().is_empty() || present.contains(rel) || absent.contains(rel) {
+            continue;
+        }
+        if node.kind == Kind::Dir && ancestors.contains(rel) {
+            continue;
+        }
+        // Beneath an `absent` path: that path's own difference says it all.
+        if rel.ancestors().skip(1).any(|a| absent.contains(a)) {
+            continue;
+        }
+        // A whiteout left on disk: the CONSUMER-WHITEOUT check reports it.
+        if whiteout_listed && is_whiteout_name(rel) {
+            continue;
+        }
+        cx.diff(
+            &tree_reqs,
+            Aspect::Whole,
+            &display_path(rel),
+            Check::ExtraPath,
+            "nothing (the fixture does not allow extra paths)".into(),
+            node.describe(),
+        );
+    }
+}
+
+/// CONSUMER-OWNER, CONSUMER-SETID-CLEARED and CONSUMER-WHITEOUT over every
+/// object in DEST (DEST itself included), for the fixtures that list them.
+fn globals(cx: &mut Cx, tree: &Tree, user: User) {
+    let listed = |id: &str| cx.exp.requirements.iter().any(|r| r.id == id);
+    let (owner, setid, whiteout) = (listed(OWNER), listed(SETID_CLEARED), listed(WHITEOUT));
+    let one = |id: &str| vec![id.to_string()];
+    for (id, on) in [(OWNER, owner), (SETID_CLEARED, setid), (WHITEOUT, whiteout)] {
+        if on {
+            cx.ledger.checked(&one(id));
+        }
+    }
+    for (rel, node) in &tree.nodes {
+        let path = display_path(rel);
+        if owner {
+            if node.uid != user.uid {
+                cx.diff(
+                    &one(OWNER),
+                    Aspect::Whole,
+                    &path,
+                    Check::Owner,
+                    format!("uid {}", user.uid),
+                    format!("uid {}", node.uid),
+                );
+            }
+            let parent_gid = rel.parent().and_then(|p| tree.get(p)).map(|n| n.gid).unwrap_or(user.gid);
+            if node.gid != user.gid && node.gid != parent_gid {
+                cx.diff(
+                    &one(OWNER),
+                    Aspect::Whole,
+                    &path,
+                    Check::Group,
+                    format!("gid {} or the parent directory's group", user.gid),
+                    format!("gid {}", node.gid),
+                );
+            }
+        }
+        if setid && node.kind != Kind::Symlink && node.mode & 0o6000 != 0 {
+            cx.diff(
+                &one(SETID_CLEARED),
+                Aspect::Whole,
+                &path,
+                Check::Setid,
+                "no set-user-ID or set-group-ID bit".into(),
+                format!("{:04o}", node.mode),
+            );
+        }
+        if whiteout && is_whiteout_name(rel) {
+            cx.diff(
+                &one(WHITEOUT),
+                Aspect::Whole,
+                &path,
+                Check::Whiteout,
+                "no name starting with .wh.".into(),
+                node.describe(),
+            );
+        }
+    }
+}
+
+fn is_whiteout_name(rel: &Path) -> bool {
+    rel.file_name().is_some_and(|n| n.as_encoded_bytes().starts_with(b".wh."))
+}
+
+/// Paths under the run directory, as seen from DEST (`attempt/dest`).
+pub fn outside_path(rel: &Path) -> String {
+    match rel.strip_prefix("attempt") {
+        Ok(rest) if rest.as_os_str().is_empty() => "..".into(),
+        Ok(rest) => format!("../{}", display_path(rest)),
+        Err(_) => format!("../../{}", display_path(rel)),
+    }
+}
+
+/// What changed outside DEST between two snapshots of the run directory
+/// (DEST and the scratch directory are left out by the caller).
+pub fn outside_changes(before: &Tree, after: &Tree, skip: &[PathBuf], run: usize) -> Vec<Difference> {
+    let mut out = Vec::new();
+    let keys: BTreeSet<&PathBuf> = before.nodes.keys().chain(after.nodes.keys()).collect();
+    for rel in keys {
+        if skip.contains(rel) {
+            continue;
+        }
+        let (expected, found) = match (before.get(rel), after.get(rel)) {
+            (Some(b), None) => (b.describe(), "nothing (removed)".to_string()),
+            (None, Some(a)) => ("nothing".to_string(), format!("{} (created)", a.describe())),
+            (Some(b), Some(a)) => match changed(b, a) {
+                Some(pair) => pair,
+                None => continue,
+            },
+            (None, None) => continue,
+        };
+        out.push(Difference { run, path: outside_path(rel), check: Check::OutsideDest, expected, found });
+    }
+    out
+}
+
+/// The attributes that differ, as (before, after) descriptions.
+fn changed(b: &Node, a: &Node) -> Option<(String, String)> {
+    let mut was = Vec::new();
+    let mut now = Vec::new();
+    let mut note = |name: &str, x: String, y: String| {
+        if x != y {
+            was.push(format!("{name} {x}"));
+            now.push(format!("{name} {y}"));
+        }
+    };
+    note("type", b.kind.name().into(), a.kind.name().into());
+    note("mode", format!("{:04o}", b.mode), format!("{:04o}", a.mode));
+    note("owner", format!("{}:{}", b.uid, b.gid), format!("{}:{}", a.uid, a.gid));
+    note("content", b.sha256.clone().unwrap_or_default(), a.sha256.clone().unwrap_or_default());
+    note(
+        "target",
+        escape_bytes(b.target.as_deref().unwrap_or_default()),
+        escape_bytes(a.target.as_deref().unwrap_or_default()),
+    );
+    note(
+        "xattrs",
+        format!("{:?}", b.xattrs.keys().collect::<Vec<_>>()),
+        format!("{:?}", a.xattrs.keys().collect::<Vec<_>>()),
+    );
+    note("xattr values", format!("{:x}", xattr_sum(b)), format!("{:x}", xattr_sum(a)));
+    if b.kind != Kind::Dir {
+        note("inode", b.ino.to_string(), a.ino.to_string());
+        note("mtime", b.mtime.to_string(), a.mtime.to_string());
+    }
+    if was.is_empty() { None } else { Some((was.join(", "), now.join(", "))) }
+}
+
+fn xattr_sum(n: &Node) -> u64 {
+    // A cheap fingerprint of the values; names are compared separately.
+    n.xattrs.values().flatten().fold(0xcbf29ce484222325u64, |h, b| (h ^ *b as u64).wrapping_mul(0x100000001b3))
+}

@@ -1,0 +1,239 @@
+//! The committed fixtures are exactly what `single-id-conformance generate`
+//! makes of the committed cases; every `expected.json` is a valid
+//! `Expectation`; every requirement it cites exists in the spec with the
+//! same level; and together the cases test every consumer and policy
+//! requirement that unpacking can test.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+use single_id_conformance::expect::{Expectation, Level};
+
+const SPEC: &str = "spec/single-id-images.md";
+const REGENERATE: &str =
+    "regenerate them with `cargo run -p single-id-conformance -- generate` from the repository root";
+/// Requirements about what a consumer's user may choose or what an
+/// ID-preserving consumer does: no single-ID unpack can show them.
+const NOT_TESTABLE_BY_UNPACKING: [&str; 2] = ["POLICY-OVERRIDE", "POLICY-PRESERVING"];
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the crate lives in the workspace").to_path_buf()
+}
+
+fn fixtures_dir() -> PathBuf {
+    repo_root().join("conformance/fixtures")
+}
+
+/// Every regular file under `dir`, by path relative to it.
+fn files_under(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    fn walk(base: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
+        let entries = fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        for entry in entries {
+            let path = entry.unwrap().path();
+            let meta = fs::symlink_metadata(&path).unwrap();
+            if meta.is_dir() {
+                walk(base, &path, out);
+            } else {
+                assert!(meta.is_file(), "{} is neither a file nor a directory", path.display());
+                out.insert(path.strip_prefix(base).unwrap().to_path_buf(), fs::read(&path).unwrap());
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+/// Every fixture's expectation, by fixture name.
+fn expectations() -> BTreeMap<String, (Value, Expectation)> {
+    let mut out = BTreeMap::new();
+    for entry in fs::read_dir(fixtures_dir()).expect("conformance/fixtures exists") {
+        let dir = entry.unwrap().path();
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        let path = dir.join("expected.json");
+        let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let doc: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let parsed: Expectation = serde_json::from_value(doc.clone())
+            .unwrap_or_else(|e| panic!("{}: not an Expectation: {e}", path.display()));
+        out.insert(name, (doc, parsed));
+    }
+    assert!(out.len() >= 20, "only {} fixtures", out.len());
+    out
+}
+
+/// The conformance schemas, compiled offline with each other registered so
+/// that their relative `$ref`s resolve.
+fn schema_validator(name: &str) -> jsonschema::Validator {
+    let load = |n: &str| -> Value {
+        let path = repo_root().join("schema").join(n);
+        serde_json::from_str(&fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    };
+    let names = ["conformance-case.schema.json", "conformance-expectation.schema.json"];
+    let resources: Vec<(String, jsonschema::Resource)> = names
+        .iter()
+        .map(|n| {
+            let doc = load(n);
+            let id = doc["$id"].as_str().unwrap_or_else(|| panic!("{n} has no $id")).to_string();
+            (id, jsonschema::Resource::from_contents(doc))
+        })
+        .collect();
+    let registry = jsonschema::Registry::new().extend(resources).unwrap().prepare().unwrap();
+    jsonschema::options()
+        .with_draft(jsonschema::Draft::Draft202012)
+        .offline()
+        .with_registry(&registry)
+        .build(&load(name))
+        .unwrap_or_else(|e| panic!("{name} does not compile: {e}"))
+}
+
+fn schema_errors(v: &jsonschema::Validator, doc: &Value) -> Vec<String> {
+    v.iter_errors(doc).map(|e| format!("{e} at {}", e.instance_path())).collect()
+}
+
+/// `ID -> level` from the spec's requirement index: the rows between its
+/// header and the first line that is not a table row.
+fn spec_table() -> BTreeMap<String, Level> {
+    const HEADER: &str = "| Identifier | Level | Section | Summary |";
+    let text = fs::read_to_string(repo_root().join(SPEC)).unwrap();
+    let start = text.lines().position(|l| l.trim() == HEADER).expect("the spec has a requirement index");
+    let mut out = BTreeMap::new();
+    for line in text.lines().skip(start + 2).take_while(|l| l.starts_with('|')) {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        let id = cells[1].trim_matches('`').to_string();
+        let level = match cells[2] {
+            "MUST" => Level::Must,
+            "SHOULD" => Level::Should,
+            "MAY" => Level::May,
+            other => panic!("{id}: level {other:?} in the spec's table"),
+        };
+        out.insert(id, level);
+    }
+    assert!(out.len() >= 40, "the spec's table has only {} rows", out.len());
+    out
+}
+
+#[test]
+fn committed_fixtures_are_exactly_what_the_generator_makes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("fixtures");
+    let run = Command::new(env!("CARGO_BIN_EXE_single-id-conformance"))
+        .arg("generate")
+        .arg("--cases")
+        .arg(repo_root().join("conformance/cases"))
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "generate failed: {}", String::from_utf8_lossy(&run.stderr));
+    let fresh = files_under(&out);
+    let committed = files_under(&fixtures_dir());
+    let mut problems = Vec::new();
+    for (path, bytes) in &fresh {
+        match committed.get(path) {
+            None => problems.push(format!("missing: conformance/fixtures/{}", path.display())),
+            Some(b) if b != bytes => problems.push(format!("differs: conformance/fixtures/{}", path.display())),
+            Some(_) => {}
+        }
+    }
+    for path in committed.keys().filter(|p| !fresh.contains_key(*p)) {
+        problems.push(format!("not generated from any case: conformance/fixtures/{}", path.display()));
+    }
+    assert!(problems.is_empty(), "the committed fixtures are out of date; {REGENERATE}:\n{}", problems.join("\n"));
+
+    // The generator is deterministic: a second run writes the same bytes.
+    let again = tmp.path().join("again");
+    let run = Command::new(env!("CARGO_BIN_EXE_single-id-conformance"))
+        .args(["generate", "--cases"])
+        .arg(repo_root().join("conformance/cases"))
+        .arg("--out")
+        .arg(&again)
+        .output()
+        .unwrap();
+    assert!(run.status.success());
+    assert!(files_under(&again) == fresh, "two runs of generate wrote different bytes");
+}
+
+#[test]
+fn fixtures_are_small() {
+    for (path, bytes) in files_under(&fixtures_dir()) {
+        assert!(bytes.len() <= 16 * 1024, "{}: {} bytes; keep fixtures small", path.display(), bytes.len());
+    }
+}
+
+#[test]
+fn every_expectation_parses_and_validates_against_its_schema() {
+    let v = schema_validator("conformance-expectation.schema.json");
+    for (name, (doc, parsed)) in expectations() {
+        let errors = schema_errors(&v, &doc);
+        assert!(errors.is_empty(), "{name}/expected.json: {}", errors.join("; "));
+        assert_eq!(parsed.case, name, "{name}/expected.json names another case");
+        let layout = fixtures_dir().join(&name).join("layout/index.json");
+        let index: Value = serde_json::from_str(&fs::read_to_string(&layout).unwrap()).unwrap();
+        let refs: Vec<&str> = index["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|d| d["annotations"]["org.opencontainers.image.ref.name"].as_str())
+            .collect();
+        assert_eq!(refs, [parsed.reference.as_str()], "{name}: index.json's ref name is not the expectation's");
+    }
+}
+
+#[test]
+fn every_case_validates_against_its_schema() {
+    let v = schema_validator("conformance-case.schema.json");
+    let dir = repo_root().join("conformance/cases");
+    let mut n = 0;
+    for entry in fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|x| x != "json") {
+            continue;
+        }
+        let doc: Value = serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
+        let errors = schema_errors(&v, &doc);
+        assert!(errors.is_empty(), "{}: {}", path.display(), errors.join("; "));
+        n += 1;
+    }
+    assert!(n >= 20, "only {n} cases");
+}
+
+#[test]
+fn requirements_are_the_specs_with_their_levels() {
+    let table = spec_table();
+    for (name, (_, e)) in expectations() {
+        let listed: BTreeSet<&str> = e.requirements.iter().map(|r| r.id.as_str()).collect();
+        for r in &e.requirements {
+            let level = table.get(&r.id).unwrap_or_else(|| panic!("{name}: {} is not in the spec's table", r.id));
+            assert_eq!(&r.level, level, "{name}: {} has level {:?} in the spec", r.id, level);
+        }
+        let paths = e.present.iter().map(|p| (&p.path, &p.requirements));
+        for (path, ids) in paths.chain(e.absent.iter().map(|a| (&a.path, &a.requirements))) {
+            for id in ids {
+                assert!(listed.contains(id.as_str()), "{name}: {path} cites {id}, which the fixture does not list");
+            }
+        }
+    }
+}
+
+#[test]
+fn cases_cover_every_consumer_and_policy_requirement() {
+    let table = spec_table();
+    let tested: BTreeSet<String> =
+        expectations().values().flat_map(|(_, e)| e.requirements.iter().map(|r| r.id.clone())).collect();
+    let untested: Vec<&String> = table
+        .keys()
+        .filter(|id| id.starts_with("CONSUMER-") || id.starts_with("POLICY-"))
+        .filter(|id| !NOT_TESTABLE_BY_UNPACKING.contains(&id.as_str()))
+        .filter(|id| !tested.contains(*id))
+        .collect();
+    assert!(untested.is_empty(), "no case tests {untested:?}");
+    let readme = fs::read_to_string(repo_root().join("conformance/cases/README.md")).unwrap();
+    for id in NOT_TESTABLE_BY_UNPACKING {
+        assert!(table.contains_key(id), "{id} is no longer in the spec");
+        assert!(readme.contains(id), "conformance/cases/README.md does not say why {id} has no case");
+    }
+}
