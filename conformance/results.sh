@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Runs every adapter over the fixtures and writes conformance/RESULTS.md.
+# Needs the real tools (umoci, GNU tar, bsdtar; charliecloud, skopeo and
+# docker-registry for the ch-image adapter); .ci/run installs them. A
+# missing tool fails loudly. Exits non-zero when the reference consumer
+# (single-id) misses any MUST or SHOULD.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release --locked -q -p single-id -p single-id-conformance
+export SINGLE_ID_BIN=$PWD/target/release/single-id
+harness=target/release/single-id-conformance
+out=target/conformance-results
+mkdir -p "$out"
+
+# First line of a tool's --version; never fails (a version is only shown).
+version() { { "$@" 2>&1 || true; } | head -n 1 | tr -d '|' || true; }
+declare -A versions=(
+  [single-id]="$(version "$SINGLE_ID_BIN" --version)"
+  [umoci]="$(version umoci --version)"
+  [gnu-tar]="$(version tar --version)"
+  [gnu-tar-p]="$(version tar --version)"
+  [bsdtar]="$(version bsdtar --version)"
+)
+adapters=(single-id umoci gnu-tar gnu-tar-p bsdtar)
+if [[ ${WITH_CH_IMAGE:-1} == 1 ]]; then
+  adapters+=(ch-image)
+  versions[ch-image]="ch-image $(USER=${USER:-nobody} version /usr/bin/python3 /usr/bin/ch-image --version)"
+fi
+
+args=()
+for a in "${adapters[@]}"; do
+  echo "conformance: running adapter $a" >&2
+  status=0
+  "$harness" run --adapter "conformance/adapters/$a" --format json >"$out/$a.json" || status=$?
+  ((status <= 1)) || { echo "error: the harness could not run adapter $a (status $status)" >&2; exit 1; }
+  args+=("$a=$out/$a.json=${versions[$a]}")
+done
+python3 conformance/results.py conformance/RESULTS.md "${args[@]}"
+echo "conformance: wrote conformance/RESULTS.md" >&2
+
+# The reference consumer must pass every MUST and SHOULD.
+python3 - "$out/single-id.json" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))["summary"]
+bad = s["MUST"]["fail"] + s["MUST"]["skip"] + s["SHOULD"]["fail"] + s["SHOULD"]["skip"]
+if bad:
+    sys.exit(f"error: single-id fails or skips {bad} MUST/SHOULD results; see {sys.argv[1]}")
+print(f"single-id: MUST {s['MUST']['pass']} pass, SHOULD {s['SHOULD']['pass']} pass")
+PY
