@@ -135,8 +135,9 @@ pub fn fixture(name: &str, case: &Case) -> Result<BTreeMap<String, Vec<u8>>, Str
     let key = case.annotation.key.as_deref().unwrap_or(KEY);
     // `config` and `history`, though optional in OCI, are what real images
     // carry, and Charliecloud 0.31 stops on a config without them.
-    let history: Vec<serde_json::Value> =
-        (0..diff_ids.len()).map(|i| json!({"created_by": format!("single-id-conformance generate: layer {i}")})).collect();
+    let history: Vec<serde_json::Value> = (0..diff_ids.len())
+        .map(|i| json!({"created_by": format!("single-id-conformance generate: layer {i}")}))
+        .collect();
     let mut config = json!({
         "architecture": "amd64",
         "os": "linux",

@@ -64,30 +64,14 @@ fn expectations() -> BTreeMap<String, (Value, Expectation)> {
     out
 }
 
-/// The conformance schemas, compiled offline with each other registered so
-/// that their relative `$ref`s resolve.
+/// The schema helper the validator's tests use: every schema under
+/// `schema/`, compiled offline with the others registered.
+#[allow(dead_code)]
+#[path = "../../validator/tests/support/schema.rs"]
+mod schema;
+
 fn schema_validator(name: &str) -> jsonschema::Validator {
-    let load = |n: &str| -> Value {
-        let path = repo_root().join("schema").join(n);
-        serde_json::from_str(&fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
-            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-    };
-    let names = ["conformance-case.schema.json", "conformance-expectation.schema.json"];
-    let resources: Vec<(String, jsonschema::Resource)> = names
-        .iter()
-        .map(|n| {
-            let doc = load(n);
-            let id = doc["$id"].as_str().unwrap_or_else(|| panic!("{n} has no $id")).to_string();
-            (id, jsonschema::Resource::from_contents(doc))
-        })
-        .collect();
-    let registry = jsonschema::Registry::new().extend(resources).unwrap().prepare().unwrap();
-    jsonschema::options()
-        .with_draft(jsonschema::Draft::Draft202012)
-        .offline()
-        .with_registry(&registry)
-        .build(&load(name))
-        .unwrap_or_else(|e| panic!("{name} does not compile: {e}"))
+    schema::validator(name)
 }
 
 fn schema_errors(v: &jsonschema::Validator, doc: &Value) -> Vec<String> {
