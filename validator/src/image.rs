@@ -11,9 +11,6 @@ use crate::rules::{DESCRIPTOR_SKIPPED, INDEX_NESTING, blob, document, layout as 
 /// The annotation that names an image in a layout.
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
 
-/// Deeper nesting than this is refused; real images use one or two levels.
-pub const MAX_INDEX_DEPTH: usize = 8;
-
 const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
@@ -146,8 +143,14 @@ impl Walker<'_> {
             self.f.push(&INDEX_NESTING, loc, format!("index {digest} contains itself"));
             return;
         }
-        if chain.len() >= MAX_INDEX_DEPTH {
-            self.f.push(&INDEX_NESTING, loc, format!("indexes nest more than {MAX_INDEX_DEPTH} deep"));
+        // Real images use one or two levels.
+        let max = self.layout.limits.max_index_depth;
+        if chain.len() >= max {
+            self.f.push(
+                &INDEX_NESTING,
+                loc,
+                format!("indexes nest more than {max} deep (--max-index-depth raises it)"),
+            );
             return;
         }
         let Some(bytes) = blob::load_document(self.layout, &entry.descriptor, &loc, self.f) else {

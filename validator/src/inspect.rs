@@ -87,7 +87,7 @@ pub struct Recommendation {
 }
 
 pub fn inspect(reference: &Reference, target: String, options: &Options) -> Result<InspectReport, Error> {
-    let layout = validate::open_layout(reference)?;
+    let layout = validate::open_layout(reference, &options.limits)?;
     let mut f = Findings::default();
     let walk = image::walk(&layout, reference.ref_name.as_deref(), &mut f)?;
     let jobs = scan::layer_jobs(&walk.images);

@@ -13,6 +13,7 @@ pub mod image;
 pub mod inspect;
 pub mod layer;
 pub mod layout;
+pub mod limits;
 pub mod reference;
 pub mod render;
 pub mod report;

@@ -4,6 +4,7 @@ use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use single_id::limits::Limits;
 use single_id::reference::{Kind, Reference};
 use single_id::render::{self, Format};
 use single_id::rules::Severity;
@@ -35,6 +36,8 @@ enum Command {
         /// Example paths listed per grouped finding.
         #[arg(long, value_name = "N", default_value_t = 5)]
         max_examples: usize,
+        #[command(flatten)]
+        limits: Limits,
     },
     /// Report what each image's layers record about ownership, what a
     /// single-ID consumer would change on unpack, and which id-flattening
@@ -50,6 +53,8 @@ enum Command {
         /// Example paths listed per category.
         #[arg(long, value_name = "N", default_value_t = 5)]
         max_examples: usize,
+        #[command(flatten)]
+        limits: Limits,
     },
     /// Unpack an image into DEST as a single-ID consumer: every file becomes
     /// yours, set-ID bits are cleared, devices skipped, whiteouts applied.
@@ -75,6 +80,8 @@ enum Command {
         /// Example paths listed per category in the summary.
         #[arg(long, value_name = "N", default_value_t = 5)]
         max_examples: usize,
+        #[command(flatten)]
+        limits: Limits,
     },
     /// Write a new OCI layout in which every image is `flattened`: every
     /// entry 0:0 root/root, set-ID bits cleared, devices and ID-bearing
@@ -100,6 +107,8 @@ enum Command {
         /// Example paths listed per category.
         #[arg(long, value_name = "N", default_value_t = 5)]
         max_examples: usize,
+        #[command(flatten)]
+        limits: Limits,
     },
     /// List every rule with its severity and the spec clause it enforces.
     Rules,
@@ -142,8 +151,8 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Validate { image, ref_name, format, strict, max_examples } => {
-            let options = single_id::validate::Options { max_examples };
+        Command::Validate { image, ref_name, format, strict, max_examples, limits } => {
+            let options = single_id::validate::Options { max_examples, limits };
             let reference = match Reference::parse(&image, ref_name.as_deref()) {
                 Ok(r) => r,
                 Err(e) => return fail(2, "error", e),
@@ -169,8 +178,8 @@ fn main() -> ExitCode {
             let fail_at = if strict { Severity::Warning } else { Severity::Error };
             ExitCode::from(u8::from(report.worst().is_some_and(|w| w >= fail_at)))
         }
-        Command::Inspect { image, ref_name, format, max_examples } => {
-            let options = single_id::validate::Options { max_examples };
+        Command::Inspect { image, ref_name, format, max_examples, limits } => {
+            let options = single_id::validate::Options { max_examples, limits };
             let report = Reference::parse(&image, ref_name.as_deref())
                 .and_then(|r| single_id::inspect::inspect(&r, image.clone(), &options));
             let report = match report {
@@ -187,9 +196,9 @@ fn main() -> ExitCode {
             // Inspect describes; it fails only when it could not read everything.
             ExitCode::from(u8::from(!report.findings.is_empty()))
         }
-        Command::Unpack { image, dest, ref_name, confirm_flatten, keep_partial, max_examples } => {
+        Command::Unpack { image, dest, ref_name, confirm_flatten, keep_partial, max_examples, limits } => {
             use single_id::unpack::{self, Failure};
-            let options = unpack::Options { confirm_flatten, keep_partial, max_examples };
+            let options = unpack::Options { confirm_flatten, keep_partial, max_examples, limits };
             let reference = match Reference::parse(&image, ref_name.as_deref()) {
                 Ok(r) => r,
                 Err(e) => return fail(2, "error", e),
@@ -207,13 +216,13 @@ fn main() -> ExitCode {
                 Err(Failure::Failed(m)) => fail(1, "error", m),
             }
         }
-        Command::Flatten { image, output, ref_name, compression, format, max_examples } => {
+        Command::Flatten { image, output, ref_name, compression, format, max_examples, limits } => {
             use single_id::flatten::{self, Failure};
             let reference = match Reference::parse(&image, ref_name.as_deref()) {
                 Ok(r) => r,
                 Err(e) => return fail(2, "error", e),
             };
-            let options = flatten::Options { compression, max_examples };
+            let options = flatten::Options { compression, max_examples, limits };
             let report = match flatten::flatten(&reference, image.clone(), &output, &options) {
                 Ok(r) => r,
                 Err(Failure::Usage(e)) => return fail(2, "error", e),

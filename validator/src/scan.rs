@@ -14,7 +14,7 @@ use crate::layer::{self, Compression};
 use crate::layout::{Layout, blob_path};
 use crate::report::{Finding, Findings, Location};
 use crate::rules::layer::{LayerRules, LinkIndex};
-use crate::rules::{LAYER_END_MARKER, LAYER_MEDIA_TYPE, LAYER_TRAILING_DATA, LAYER_UNREADABLE, blob};
+use crate::rules::{LAYER_END_MARKER, LAYER_MEDIA_TYPE, LAYER_TRAILING_DATA, LAYER_UNREADABLE, LIMIT_EXCEEDED, blob};
 use crate::stats::{Collector, LayerStats};
 
 /// What reading one layer blob produced.
@@ -134,11 +134,14 @@ fn scan_one(
     };
     let mut sinks = (LayerRules::new(keys, at.clone(), max_examples), Collector::new(max_examples));
     let len = opened.len;
-    let (reader, result) = layer::scan(opened.reader, compression, &mut sinks, progress, pipelined);
+    let (reader, result) = layer::scan(opened.reader, compression, &mut sinks, progress, pipelined, &layout.limits);
     let intact = blob::OpenBlob { reader, len }.check(desc, &job.location, &mut f);
     let (groups, links) = sinks.0.finish();
     let mut scan = LayerScan::default();
     match result {
+        Err(e) if e.limit.is_some() => {
+            f.push(&LIMIT_EXCEEDED, at.clone(), format!("layer not read to its end: {e}"));
+        }
         Err(e) => {
             // Statistics of a part of a layer would be mistaken for the whole.
             // A blob that fails its digest explains a broken stream; say both,

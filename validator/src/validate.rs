@@ -5,6 +5,7 @@ use std::hash::RandomState;
 use crate::error::Error;
 use crate::image::{self, Image};
 use crate::layout::Layout;
+use crate::limits::Limits;
 use crate::reference::{Kind, Reference};
 use crate::report::{Findings, Groups, ImageSummary, Location, Report};
 use crate::rules::producer::{self, LayerFacts};
@@ -15,23 +16,25 @@ use crate::scan::{self, Job, LayerScan};
 pub struct Options {
     /// Example paths kept per grouped finding.
     pub max_examples: usize,
+    pub limits: Limits,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { max_examples: 5 }
+        Options { max_examples: 5, limits: Limits::default() }
     }
 }
 
 /// Opens the layout an IMAGE reference names.
-pub fn open_layout(reference: &Reference) -> Result<Layout, Error> {
+pub fn open_layout(reference: &Reference, limits: &Limits) -> Result<Layout, Error> {
     let path = &reference.path;
+    let limits = limits.clone();
     match reference.kind {
-        Kind::Directory => Layout::open_directory(path),
-        Kind::Archive => Layout::open_archive(path),
+        Kind::Directory => Layout::open_directory(path, limits),
+        Kind::Archive => Layout::open_archive(path, limits),
         Kind::Detect => match std::fs::metadata(path) {
-            Ok(m) if m.is_dir() => Layout::open_directory(path),
-            Ok(_) => Layout::open_archive(path),
+            Ok(m) if m.is_dir() => Layout::open_directory(path, limits),
+            Ok(_) => Layout::open_archive(path, limits),
             Err(e) => Err(Error::new(format!("{}: {e}", path.display()))),
         },
     }
@@ -40,7 +43,7 @@ pub fn open_layout(reference: &Reference) -> Result<Layout, Error> {
 /// Validates the image(s) `reference` names. `target` is how the user
 /// spelled it, echoed in the report.
 pub fn validate(reference: &Reference, target: String, options: &Options) -> Result<Report, Error> {
-    let layout = open_layout(reference)?;
+    let layout = open_layout(reference, &options.limits)?;
     let mut f = Findings::default();
     layout_rules::check_oci_layout(&layout, &mut f);
     let image::Walk { images, opaque } = image::walk(&layout, reference.ref_name.as_deref(), &mut f)?;

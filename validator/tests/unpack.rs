@@ -46,7 +46,17 @@ fn run_as_user(t: &TestDir, args: &[&str]) -> Run {
     if unsafe { libc::geteuid() } == 0 {
         c.uid(uid).gid(gid);
     }
-    Run(c.output().unwrap())
+    // The copy was just written; while a child forked by another test thread
+    // still holds its write descriptor, exec fails with ETXTBSY. Retry.
+    for _ in 0..50 {
+        match c.output() {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => {
+                std::thread::sleep(std::time::Duration::from_millis(20))
+            }
+            other => return Run(other.unwrap()),
+        }
+    }
+    panic!("{} stayed busy", t.join("single-id").display());
 }
 
 fn image(t: &TestDir, value: Option<&str>, layers: Vec<(Vec<u8>, Compression)>) -> OciDir {

@@ -50,6 +50,7 @@ pub struct Options {
     /// Compression of every output layer; `None` keeps each layer's own.
     pub compression: Option<Codec>,
     pub max_examples: usize,
+    pub limits: crate::limits::Limits,
 }
 
 /// Why no output was written.
@@ -150,7 +151,7 @@ pub fn flatten(
     let usage = |m: String| Failure::Usage(Error::new(m));
     let output = Output::parse(output_arg).map_err(Failure::Usage)?;
     check_free(&output).map_err(usage)?;
-    let layout = validate::open_layout(reference).map_err(Failure::Usage)?;
+    let layout = validate::open_layout(reference, &options.limits).map_err(Failure::Usage)?;
     let mut f = Findings::default();
     layout_rules::check_oci_layout(&layout, &mut f);
     let walk = image::walk(&layout, reference.ref_name.as_deref(), &mut f).map_err(Failure::Usage)?;
@@ -371,9 +372,7 @@ fn write_layout(
         reports.push(report);
     }
     w.progress.finish_and_clear();
-    let bytes = layout
-        .read_small("index.json", blob::DOCUMENT_LIMIT)
-        .map_err(|e| format!("{}/index.json: {e}", layout.root().display()))?;
+    let bytes = layout.read_small("index.json").map_err(|e| format!("{}/index.json: {e}", layout.root().display()))?;
     let mut index: Value =
         serde_json::from_slice(&bytes).map_err(|e| format!("{}/index.json: {e}", layout.root().display()))?;
     w.index(&mut index, "index.json", &flattened, selected)?;
@@ -605,7 +604,8 @@ impl Writer<'_> {
             let writer = s.spawn(move || write::compress_into(file, codec, rx));
             let rewriter = Rewriter::new(HashingWriter::new(ChunkSender::new(tx)), dropped, max);
             let mut sinks = (rewriter, Collector::new(max));
-            let (reader, scanned) = layer::scan(opened.reader, compression, &mut sinks, progress, true);
+            let (reader, scanned) =
+                layer::scan(opened.reader, compression, &mut sinks, progress, true, &self.layout.limits);
             let (rewriter, collector) = sinks;
             let Finished { out, changes, dropped, input_failed } = rewriter.finish();
             let tar_end = out.and_then(|hashing| {

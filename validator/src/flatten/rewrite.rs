@@ -169,6 +169,10 @@ fn strip_root(raw: &[u8]) -> Option<&[u8]> {
 
 impl<W: Write> Sink for Rewriter<W> {
     fn entry(&mut self, e: &Entry, data: &mut dyn Read) -> Result<(), SinkError> {
+        if let Some(over) = &e.over_limit {
+            // Refused, not silently cut: the output must keep every entry.
+            return Err(SinkError(format!("entry {} exceeds a limit: {over}", e.display_path())));
+        }
         let max = self.max;
         if e.kind == Kind::Global {
             // Readers disagree on whether global headers apply; the entries

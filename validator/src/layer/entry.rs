@@ -7,6 +7,7 @@ use std::io::Read;
 use tar::EntryType;
 
 use super::path::{Climbs, Normal};
+use crate::limits::{Exceeded, Limits};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -78,6 +79,8 @@ pub struct Entry {
     pub header_names: Option<(Vec<u8>, Vec<u8>)>,
     /// A PAX record could not be parsed; later records were not read.
     pub pax_unread: bool,
+    /// The entry exceeds a path or PAX limit; consumers reject it.
+    pub over_limit: Option<Exceeded>,
 }
 
 /// Upper bound for a PAX extended header kept in memory; real ones are a
@@ -85,7 +88,7 @@ pub struct Entry {
 pub const PAX_LIMIT: usize = 1 << 20;
 
 impl Entry {
-    pub fn read<R: Read>(e: &mut tar::Entry<'_, R>) -> Entry {
+    pub fn read<R: Read>(e: &mut tar::Entry<'_, R>, limits: &Limits) -> Entry {
         let mut problems = Vec::new();
         let h = e.header();
         let kind = match h.entry_type() {
@@ -132,6 +135,7 @@ impl Entry {
             problems,
             header_names: None,
             pax_unread: false,
+            over_limit: None,
         };
         if size != header_size && header_size != 0 {
             entry.problems.push(Problem {
@@ -142,7 +146,10 @@ impl Entry {
         }
         // A global header's body is its own PAX records: leave it unread
         // for the rules (`pax_extensions` would consume it).
-        let from_pax = if kind != Kind::Global { entry.apply_pax(e) } else { Vec::new() };
+        let from_pax = if kind != Kind::Global { entry.apply_pax(e, limits.max_pax_bytes) } else { Vec::new() };
+        if let Err(over) = limits.check_path(&entry.raw_path, entry.link.as_deref()) {
+            entry.over_limit.get_or_insert(over);
+        }
         // The tar crate writes a PAX uid or gid into the header (as
         // base-256 when large), so only fields no PAX record set are raw.
         entry.negative_numbers(e.header(), &from_pax);
@@ -173,7 +180,7 @@ impl Entry {
     /// Reads what the tar crate leaves to its caller from the PAX records:
     /// names, xattrs, and the validity of the numbers it applied silently.
     /// Returns the numeric fields PAX records set.
-    fn apply_pax<R: Read>(&mut self, e: &mut tar::Entry<'_, R>) -> Vec<&'static str> {
+    fn apply_pax<R: Read>(&mut self, e: &mut tar::Entry<'_, R>, max_value: usize) -> Vec<&'static str> {
         let mut set = Vec::new();
         let pax = match e.pax_extensions() {
             Ok(Some(p)) => p,
@@ -195,6 +202,13 @@ impl Entry {
                 }
             };
             let (key, value) = (record.key_bytes(), record.value_bytes());
+            if value.len() > max_value {
+                self.over_limit.get_or_insert(Exceeded {
+                    what: format!("a PAX record of {} bytes, more than {max_value}", value.len()),
+                    flag: "--max-pax-bytes",
+                });
+                continue;
+            }
             match key {
                 b"uname" | b"gname" => {
                     let (field, slot) =

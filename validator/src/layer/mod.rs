@@ -9,6 +9,7 @@ pub mod path;
 use std::fmt;
 use std::io::{self, BufReader, Read};
 use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::{Arc, Mutex};
 use std::thread;
 
 use flate2::bufread::MultiGzDecoder;
@@ -18,6 +19,7 @@ use oci_spec::image::MediaType;
 pub use entry::{Entry, Kind};
 
 use crate::digest::{DigestAlgorithm, Hasher, HashingReader};
+use crate::limits::{Exceeded, Limits};
 
 /// How a layer blob is compressed, from its media type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -96,6 +98,14 @@ impl<R: io::BufRead> Decoder<R> {
             Decoder::Zstd(d) => d.into_inner(),
         }
     }
+
+    fn get_ref(&self) -> &R {
+        match self {
+            Decoder::Plain(r) => r,
+            Decoder::Gzip(d) => d.get_ref(),
+            Decoder::Zstd(d) => d.reader(),
+        }
+    }
 }
 
 impl<R: io::BufRead> Read for Decoder<R> {
@@ -130,6 +140,8 @@ pub struct StreamError {
     pub message: String,
     /// The sink stopped the scan, not the stream.
     pub from_sink: bool,
+    /// A resource limit stopped it.
+    pub limit: Option<Exceeded>,
 }
 
 impl fmt::Display for StreamError {
@@ -147,12 +159,37 @@ impl fmt::Display for StreamError {
 struct Tick<R> {
     inner: R,
     progress: ProgressBar,
+    /// Compressed bytes read, for the expansion limit.
+    count: u64,
 }
 
 impl<R: Read> Read for Tick<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.progress.inc(n as u64);
+        self.count += n as u64;
+        Ok(n)
+    }
+}
+
+/// The decoder's output, stopped (with an error) when the layer expands
+/// past a limit: a decompression bomb is reported, not followed to the end
+/// of the disk. The limit hit is also left in `hit` for the caller.
+struct Guarded {
+    decoder: Decoder<BufReader<Tick<BlobReader>>>,
+    out: u64,
+    limits: Limits,
+    hit: Arc<Mutex<Option<Exceeded>>>,
+}
+
+impl Read for Guarded {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.decoder.read(buf)?;
+        self.out += n as u64;
+        if let Err(e) = self.limits.check_expansion(self.decoder.get_ref().get_ref().count, self.out) {
+            *self.hit.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.clone());
+            return Err(io::Error::other(e));
+        }
         Ok(n)
     }
 }
@@ -165,22 +202,25 @@ pub fn scan(
     sink: &mut dyn Sink,
     progress: &ProgressBar,
     pipelined: bool,
+    limits: &Limits,
 ) -> (BlobReader, Result<Scanned, StreamError>) {
-    let blob = Tick { inner: blob, progress: progress.clone() };
+    let blob = Tick { inner: blob, progress: progress.clone(), count: 0 };
     let decoder = match Decoder::new(BufReader::with_capacity(1 << 16, blob), compression) {
         Ok(d) => d,
         Err((e, inner)) => {
-            let error = StreamError { offset: 0, after: None, message: e.to_string(), from_sink: false };
+            let error = StreamError { offset: 0, after: None, message: e.to_string(), from_sink: false, limit: None };
             let mut blob = inner.into_inner().inner;
             let _ = io::copy(&mut blob, &mut io::sink());
             return (blob, Err(error));
         }
     };
+    let hit = Arc::new(Mutex::new(None));
+    let decoder = Guarded { decoder, out: 0, limits: limits.clone(), hit: Arc::clone(&hit) };
     if !pipelined {
         // Decoders are slow at small reads (tar asks for 512 bytes at a
         // time): buffer whole chunks, as the pipelined path does.
         let diff = HashingReader::new(BufReader::with_capacity(CHUNK, decoder), Hasher::new(&DigestAlgorithm::Sha256));
-        return consume(diff, sink, BufReader::into_inner);
+        return consume(diff, sink, limits, &hit, BufReader::into_inner);
     }
     // Decompression runs on its own thread, hashing and tar parsing on this
     // one: with a core to spare the stream moves at the speed of the slower
@@ -191,7 +231,7 @@ pub fn scan(
     thread::scope(|s| {
         let producer = s.spawn(move || pump(decoder, tx, spare_rx));
         let diff = HashingReader::new(Chunks::new(rx, spare_tx), Hasher::new(&DigestAlgorithm::Sha256));
-        consume(diff, sink, |chunks| {
+        consume(diff, sink, limits, &hit, |chunks| {
             drop(chunks); // a producer still sending stops
             match producer.join() {
                 Ok(d) => d,
@@ -206,7 +246,7 @@ pub fn scan(
 const CHUNK: usize = 256 << 10;
 const CHANNEL_DEPTH: usize = 4;
 
-type Decompressor = Decoder<BufReader<Tick<BlobReader>>>;
+type Decompressor = Guarded;
 
 /// Decompresses until the end, an error, or the reader hanging up; gives
 /// the decoder back so the rest of the blob can still be hashed. Emptied
@@ -286,6 +326,8 @@ impl Read for Chunks {
 fn consume<R: Read>(
     diff: HashingReader<R>,
     sink: &mut dyn Sink,
+    limits: &Limits,
+    hit: &Mutex<Option<Exceeded>>,
     decoder_back: impl FnOnce(R) -> Decompressor,
 ) -> (BlobReader, Result<Scanned, StreamError>) {
     let mut archive = tar::Archive::new(diff);
@@ -301,23 +343,41 @@ fn consume<R: Read>(
             after: last.as_deref().map(path::escape),
             message: e.to_string(),
             from_sink: false,
+            limit: None,
         };
         let iter = archive.entries().map_err(|e| fail(e, &None, 0))?;
         for item in iter {
+            if entries >= limits.max_entries {
+                let limit = Exceeded {
+                    what: format!("the layer has more than {} entries", limits.max_entries),
+                    flag: "--max-entries",
+                };
+                return Err(StreamError {
+                    message: limit.to_string(),
+                    limit: Some(limit),
+                    ..fail(io::Error::other("limit"), &last, end_of_last)
+                });
+            }
             let mut e = item.map_err(|e| fail(e, &last, end_of_last))?;
-            let entry = Entry::read(&mut e);
+            let entry = Entry::read(&mut e, limits);
             end_of_last = e.raw_file_position() + e.size().div_ceil(512) * 512;
             sink.entry(&entry, &mut e).map_err(|SinkError(message)| StreamError {
                 offset: e.raw_file_position(),
                 after: last.as_deref().map(path::escape),
                 message,
                 from_sink: true,
+                limit: None,
             })?;
             entries += 1;
             last = Some(entry.raw_path);
         }
         Ok(())
     })();
+    // A limit tripped inside the decoder surfaces as a read error; say which.
+    let result = result.map_err(|mut e| {
+        e.limit = e.limit.or_else(|| hit.lock().unwrap_or_else(|p| p.into_inner()).take());
+        e
+    });
     let mut diff = archive.into_inner();
     let result = result.and_then(|()| {
         let before = diff.count();
@@ -326,6 +386,7 @@ fn consume<R: Read>(
             after: last.as_deref().map(path::escape),
             message: e.to_string(),
             from_sink: false,
+            limit: None,
         })?;
         // The marker is two zero blocks; the tar reader stops after the
         // first, so the second must be among what was left.
@@ -337,7 +398,7 @@ fn consume<R: Read>(
     let decoder = decoder_back(reader);
     // Read whatever the decoder left (or, after a failure, everything not
     // yet read) so that the blob digest covers the whole blob.
-    let mut blob = decoder.into_inner().into_inner().inner;
+    let mut blob = decoder.decoder.into_inner().into_inner().inner;
     let drained = io::copy(&mut blob, &mut io::sink());
     let result = result.and_then(|(trailing_data, missing_end_marker)| {
         drained.map_err(|e| StreamError {
@@ -345,6 +406,7 @@ fn consume<R: Read>(
             after: last.as_deref().map(path::escape),
             message: e.to_string(),
             from_sink: false,
+            limit: None,
         })?;
         Ok(Scanned {
             diff_id: diff_id.expect("sha256 is always computed"),

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use crate::digest::Digest;
 use crate::error::Error;
+use crate::limits::Limits;
 
 pub use archive::Archive;
 pub use dir::Directory;
@@ -40,40 +41,47 @@ impl fmt::Display for OpenError {
     }
 }
 
-pub enum Layout {
+/// An opened layout, with the limits every reader of it observes.
+pub struct Layout {
+    store: Store,
+    pub limits: Limits,
+}
+
+enum Store {
     Directory(Directory),
     Archive(Archive),
 }
 
 impl Layout {
-    pub fn open_directory(path: &Path) -> Result<Layout, Error> {
-        Directory::open(path).map(Layout::Directory)
+    pub fn open_directory(path: &Path, limits: Limits) -> Result<Layout, Error> {
+        Ok(Layout { store: Store::Directory(Directory::open(path)?), limits })
     }
 
-    pub fn open_archive(path: &Path) -> Result<Layout, Error> {
-        Archive::open(path).map(Layout::Archive)
+    pub fn open_archive(path: &Path, limits: Limits) -> Result<Layout, Error> {
+        Ok(Layout { store: Store::Archive(Archive::open(path)?), limits })
     }
 
     /// Opens a file by its layout-relative path (`index.json`,
     /// `blobs/sha256/...`). The path must come from [`blob_path`] or be a
     /// fixed name: it is never taken from image content.
     pub fn open(&self, name: &str) -> Result<Member, OpenError> {
-        match self {
-            Layout::Directory(d) => d.open_file(name),
-            Layout::Archive(a) => a.open_file(name),
+        match &self.store {
+            Store::Directory(d) => d.open_file(name),
+            Store::Archive(a) => a.open_file(name),
         }
     }
 
-    /// Reads a whole small file, refusing anything longer than `limit`.
-    pub fn read_small(&self, name: &str, limit: u64) -> Result<Vec<u8>, ReadError> {
+    /// Reads a whole JSON document, refusing anything longer than
+    /// `--max-json-bytes`.
+    pub fn read_small(&self, name: &str) -> Result<Vec<u8>, ReadError> {
         let member = self.open(name).map_err(ReadError::Open)?;
-        read_bounded(member.reader, member.len, limit)
+        read_bounded(member.reader, member.len, self.limits.max_json_bytes)
     }
 
     pub fn root(&self) -> &PathBuf {
-        match self {
-            Layout::Directory(d) => &d.root,
-            Layout::Archive(a) => &a.path,
+        match &self.store {
+            Store::Directory(d) => &d.root,
+            Store::Archive(a) => &a.path,
         }
     }
 }
@@ -90,7 +98,10 @@ impl fmt::Display for ReadError {
         match self {
             ReadError::Open(e) => e.fmt(f),
             ReadError::TooLarge { len, limit } => {
-                write!(f, "is {len} bytes, more than the {limit}-byte limit for JSON documents")
+                write!(
+                    f,
+                    "is {len} bytes, more than the {limit}-byte limit for JSON documents (--max-json-bytes raises it)"
+                )
             }
             ReadError::Io(e) => write!(f, "read failed: {e}"),
         }

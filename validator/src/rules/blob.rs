@@ -12,10 +12,6 @@ use crate::digest::{Hasher, HashingReader};
 use crate::layout::{Layout, OpenError, ReadError, blob_path, read_bounded};
 use crate::report::{Findings, Location};
 
-/// Manifests, indexes and configs are read into memory; registries cap
-/// manifests at 4 MiB, and no real config comes near it.
-pub const DOCUMENT_LIMIT: u64 = 4 << 20;
-
 /// `loc`, pointed at the blob `desc` references.
 fn at(desc: &Descriptor, loc: &Location) -> Location {
     Location {
@@ -97,16 +93,22 @@ impl OpenBlob {
 /// (with findings) when it is absent, too large, or not what its digest says.
 pub fn load_document(layout: &Layout, desc: &Descriptor, loc: &Location, f: &mut Findings) -> Option<Vec<u8>> {
     let file_loc = at(desc, loc);
-    if desc.size() > DOCUMENT_LIMIT {
+    // Manifests, indexes and configs are read into memory; registries cap
+    // manifests at 4 MiB (the default), and no real config comes near it.
+    let limit = layout.limits.max_json_bytes;
+    if desc.size() > limit {
         f.push(
             &DOCUMENT_INVALID,
             file_loc,
-            format!("descriptor size {} exceeds the {DOCUMENT_LIMIT}-byte limit for JSON documents", desc.size()),
+            format!(
+                "descriptor size {} exceeds the {limit}-byte limit for JSON documents (--max-json-bytes raises it)",
+                desc.size()
+            ),
         );
         return None;
     }
     let mut blob = open(layout, desc, loc, f)?;
-    let bytes = match read_bounded(&mut blob.reader, blob.len, DOCUMENT_LIMIT) {
+    let bytes = match read_bounded(&mut blob.reader, blob.len, limit) {
         Ok(b) => b,
         Err(ReadError::TooLarge { len, limit }) => {
             f.push(

@@ -13,7 +13,7 @@ use std::io::Read;
 
 use super::{
     LAYER_DUPLICATE, LAYER_HARDLINK, LAYER_HEADER_FIELD, LAYER_ID_RANGE, LAYER_PATH_ABSOLUTE, LAYER_PATH_ESCAPE,
-    LAYER_PAX_MISMATCH, LAYER_PAX_UNREAD, LAYER_WHITEOUT, LAYER_WHITEOUT_CONTENT,
+    LAYER_PAX_MISMATCH, LAYER_PAX_UNREAD, LAYER_WHITEOUT, LAYER_WHITEOUT_CONTENT, LIMIT_EXCEEDED,
 };
 use crate::layer::path::Normal;
 use crate::layer::{Entry, Kind, Sink, SinkError};
@@ -116,6 +116,15 @@ impl Sink for LayerRules<'_> {
             let rule = if p.mismatch { &LAYER_PAX_MISMATCH } else { &LAYER_HEADER_FIELD };
             let what = if p.mismatch { "a PAX record disagrees with the header" } else { "unreadable header field" };
             self.add(rule, format!("{what}: {}", p.field), e, Some(p.detail.clone()));
+        }
+        if let Some(over) = &e.over_limit {
+            self.add(
+                &LIMIT_EXCEEDED,
+                format!("entry exceeds a limit ({} raises it)", over.flag),
+                e,
+                Some(over.what.clone()),
+            );
+            return Ok(());
         }
         if e.pax_unread {
             let detail = Some("a value holding a newline, such as a binary xattr".to_string());

@@ -3,10 +3,9 @@
 use oci_spec::image::ImageIndex;
 use serde::Deserialize;
 
-use super::{LAYOUT_FILE, LAYOUT_INDEX};
+use super::{LAYOUT_FILE, LAYOUT_INDEX, LIMIT_EXCEEDED};
 use crate::layout::{Layout, OpenError, ReadError};
 use crate::report::{Findings, Location};
-use crate::rules::blob::DOCUMENT_LIMIT;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -18,7 +17,7 @@ struct OciLayout {
 /// the rest of the image from being checked.
 pub fn check_oci_layout(layout: &Layout, f: &mut Findings) {
     let loc = Location::file("oci-layout");
-    let bytes = match layout.read_small("oci-layout", DOCUMENT_LIMIT) {
+    let bytes = match layout.read_small("oci-layout") {
         Ok(b) => b,
         Err(e) => {
             f.push(&LAYOUT_FILE, loc, format!("oci-layout {}", describe(&e)));
@@ -41,7 +40,7 @@ pub fn check_oci_layout(layout: &Layout, f: &mut Findings) {
 /// Reads and parses `index.json`; `None` (with a finding) when unusable.
 pub fn read_index(layout: &Layout, f: &mut Findings) -> Option<ImageIndex> {
     let loc = Location::file("index.json");
-    match layout.read_small("index.json", DOCUMENT_LIMIT) {
+    match layout.read_small("index.json") {
         Ok(bytes) => match serde_json::from_slice(&bytes) {
             Ok(index) => Some(index),
             Err(e) => {
@@ -49,6 +48,10 @@ pub fn read_index(layout: &Layout, f: &mut Findings) -> Option<ImageIndex> {
                 None
             }
         },
+        Err(e @ ReadError::TooLarge { .. }) => {
+            f.push(&LIMIT_EXCEEDED, loc, format!("index.json {}", describe(&e)));
+            None
+        }
         Err(e) => {
             f.push(&LAYOUT_INDEX, loc, format!("index.json {}", describe(&e)));
             None

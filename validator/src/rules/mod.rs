@@ -145,6 +145,8 @@ rules! {
         "No entry of a `flattened` image carries `security.capability`, `user.rootlesscontainers` or an ACL.";
     FLATTENED_CONFIG_USER = "flattened-config-user", Error, "PRODUCER-CONFIG-USER",
         "The config of a `flattened` image has `config.User` empty, `root`, `0` or `0:0`.";
+    LIMIT_EXCEEDED = "limit-exceeded", Error, "CONSUMER-LIMITS",
+        "Documents, layers and entries stay within the resource limits (each names the flag that raises it); a layer past one is not read further.";
     CAUTION_CANDIDATE = "caution-candidate", Note, "PRODUCER-DECLARE-CAUTION",
         "An image not declared `caution` has set-ID files or runs as a non-root user, which flattening changes.";
 }

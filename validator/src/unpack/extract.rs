@@ -109,6 +109,11 @@ impl<'r> Extractor<'r> {
     }
 
     fn apply(&mut self, e: &Entry, data: &mut dyn Read) -> io::Result<Result<(), Reject>> {
+        if e.over_limit.is_some() {
+            return Ok(Err(Reject::Because(
+                "it exceeds a limit (--max-path-bytes, --max-path-depth, --max-pax-bytes)",
+            )));
+        }
         let path = match &e.path {
             Ok(p) => p.clone(),
             Err(_) => return Ok(Err(Reject::Because("the name climbs above the root"))),

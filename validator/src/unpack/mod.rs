@@ -31,6 +31,7 @@ pub struct Options {
     /// Leave a failed unpack's partial tree in place instead of removing it.
     pub keep_partial: bool,
     pub max_examples: usize,
+    pub limits: crate::limits::Limits,
 }
 
 /// Why nothing (or not everything) was unpacked.
@@ -53,7 +54,7 @@ pub struct Unpacked {
 }
 
 pub fn unpack(reference: &Reference, dest: &Path, options: &Options) -> Result<Unpacked, Failure> {
-    let layout = validate::open_layout(reference).map_err(Failure::Usage)?;
+    let layout = validate::open_layout(reference, &options.limits).map_err(Failure::Usage)?;
     let mut f = Findings::default();
     let walk = image::walk(&layout, reference.ref_name.as_deref(), &mut f).map_err(Failure::Usage)?;
     let image = select(walk.images).map_err(Failure::Usage)?;
@@ -180,7 +181,8 @@ fn apply(layout: &Layout, image: &Image, dest: &Path, options: &Options) -> Resu
             return Err(format!("{at}: {}", why.join("; ")));
         };
         let len = opened.len;
-        let (reader, result) = layer::scan(opened.reader, compression, &mut x, &ProgressBar::hidden(), true);
+        let (reader, result) =
+            layer::scan(opened.reader, compression, &mut x, &ProgressBar::hidden(), true, &layout.limits);
         if !(blob::OpenBlob { reader, len }).check(desc, &image.location(), &mut f) {
             let why: Vec<String> = f.into_vec().into_iter().map(|x| x.message).collect();
             return Err(format!("{at}: {}", why.join("; ")));
