@@ -11,8 +11,8 @@ use crate::error::Error;
 use crate::image;
 use crate::reference::Reference;
 use crate::report::{Finding, Findings, Location};
-use crate::rules::annotation;
 use crate::rules::producer::{Assessment, LayerFacts};
+use crate::rules::{self, annotation};
 use crate::scan;
 use crate::stats::{LayerStats, Tally};
 use crate::validate::{self, Options};
@@ -149,13 +149,23 @@ pub fn inspect(reference: &Reference, target: String, options: &Options) -> Resu
             recommendation: Recommendation { value, reason, assessment },
         });
     }
-    // Only what stopped inspection: errors from the walk and the scans.
+    // Only what stopped inspection: errors from the walk, and layers that
+    // could not be read. What the layers contain is validate's business.
+    let unread = [
+        &rules::BLOB_MISSING,
+        &rules::BLOB_NOT_FILE,
+        &rules::BLOB_SIZE,
+        &rules::BLOB_DIGEST,
+        &rules::BLOB_UNREADABLE,
+        &rules::LAYER_UNREADABLE,
+        &rules::LIMIT_EXCEEDED,
+    ];
     let mut findings: Vec<Finding> = f.into_vec();
     for job in &jobs {
         if let Some(s) = scans.get(&job.descriptor.digest().to_string()) {
-            findings.extend(s.findings.iter().filter(|x| x.severity == crate::rules::Severity::Error).cloned());
+            findings.extend(s.findings.iter().filter(|x| unread.contains(&x.rule)).cloned());
         }
     }
-    findings.retain(|x| x.severity == crate::rules::Severity::Error);
+    findings.retain(|x| x.severity == rules::Severity::Error);
     Ok(InspectReport { report_version: 1, target, images, findings })
 }

@@ -176,6 +176,7 @@ pub fn flatten(
     }
     let staging = Staging::prepare(&output).map_err(usage)?;
     let result = write_layout(&layout, &walk, reference.ref_name.as_deref(), staging.layout_dir(), options)
+        .and_then(|report| self_check(staging.layout_dir(), options).map(|()| report))
         .and_then(|report| staging.finish(&output).map(|()| report));
     match result {
         Ok((images, copied)) => Ok(FlattenReport {
@@ -194,6 +195,32 @@ pub fn flatten(
             Err(Failure::Failed(format!("{message}; {left}")))
         }
     }
+}
+
+/// The output must be a clean `flattened` image. Some faults of an input
+/// (duplicate paths, hardlinks to nothing) cannot be repaired while
+/// streaming; validating what was written turns them into a refusal
+/// instead of a broken output.
+fn self_check(dir: &Path, options: &Options) -> Result<(), String> {
+    let reference = Reference { kind: crate::reference::Kind::Directory, path: dir.to_path_buf(), ref_name: None };
+    let check = validate::Options { max_examples: 3, limits: options.limits.clone() };
+    let report = validate::validate(&reference, String::new(), &check).map_err(|e| e.to_string())?;
+    let faults: Vec<String> = report
+        .findings
+        .iter()
+        .filter(|x| x.severity >= Severity::Warning)
+        .map(|x| {
+            let at = x.examples.first().map(|e| format!(" ({})", e.path)).unwrap_or_default();
+            format!("{}: {}{at}", x.rule.id, x.message)
+        })
+        .collect();
+    if faults.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "the input has faults flatten cannot repair, so the output would not validate clean: {} (run `single-id validate` on the input)",
+        faults.join("; ")
+    ))
 }
 
 /// OUTPUT must not exist, or be an empty directory (a directory output).

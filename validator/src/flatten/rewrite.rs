@@ -160,6 +160,9 @@ impl<W: Write> Rewriter<W> {
     }
 }
 
+const WH: &[u8] = b".wh.";
+const OPAQUE: &[u8] = b".wh..wh..opq";
+
 /// `raw` without its leading slashes (CONSUMER-ABSOLUTE: they mean the
 /// root); `None` when nothing was stripped.
 fn strip_root(raw: &[u8]) -> Option<&[u8]> {
@@ -189,8 +192,33 @@ impl<W: Write> Sink for Rewriter<W> {
             self.drop_path(e, &format!("a {} cannot be the root", e.kind.name()));
             return Ok(());
         }
+        // Whiteouts are structure, not files: an invalid one is dropped, a
+        // valid one is written as the empty regular file layer.md describes,
+        // whatever type, content or link the input gave it.
+        let whiteout = path.name().starts_with(WH);
+        if path.ancestors().any(|a| Normal(a.to_vec()).name().starts_with(WH)) {
+            self.drop_path(e, "a `.wh.` name used as a directory");
+            return Ok(());
+        }
+        if whiteout {
+            let rest = &path.name()[WH.len()..];
+            if path.name() != OPAQUE && (rest.is_empty() || rest == b"." || rest == b".." || rest.starts_with(WH)) {
+                self.drop_path(e, "not a valid whiteout name");
+                return Ok(());
+            }
+        }
+        if let Kind::Other(b) = e.kind {
+            // Consumers skip unknown types (CONSUMER-UNKNOWN-TYPES); written
+            // out, a stray `L`, `K` or `x` would rename or retarget the next
+            // entry for readers that honour it. GNU sparse files become
+            // regular files below.
+            if b != b'S' && !whiteout {
+                self.drop_path(e, &format!("entry of unknown type {:?}", b as char));
+                return Ok(());
+            }
+        }
         let mut link = e.link.clone().unwrap_or_default();
-        if e.kind == Kind::Hardlink {
+        if e.kind == Kind::Hardlink && !whiteout {
             let Ok(target) = Normal::parse(&link) else {
                 self.drop_path(e, &format!("hardlink target {} climbs above the root", escape(&link)));
                 return Ok(());
@@ -205,7 +233,7 @@ impl<W: Write> Sink for Rewriter<W> {
                 link = rest.to_vec();
             }
         }
-        if e.kind.is_device() {
+        if e.kind.is_device() && !whiteout {
             add(&mut self.changes.devices_dropped, max, || e.display_path(), Some(e.kind.name().into()));
             self.dropped.insert(path.clone());
             return Ok(());
@@ -258,6 +286,7 @@ impl<W: Write> Sink for Rewriter<W> {
             add(&mut self.changes.acls_removed, max, || e.display_path(), None);
         }
         let (typeflag, with_data) = match e.kind {
+            _ if whiteout => (b'0', false),
             Kind::File => (b'0', true),
             Kind::Hardlink => (b'1', false),
             Kind::Symlink => (b'2', false),
@@ -276,7 +305,7 @@ impl<W: Write> Sink for Rewriter<W> {
             mtime: e.mtime,
             size: if with_data { e.size } else { 0 },
             // Symlink targets are kept byte for byte (CONSUMER-SYMLINK-TARGET).
-            link: if matches!(e.kind, Kind::Hardlink | Kind::Symlink) { &link } else { b"" },
+            link: if matches!(e.kind, Kind::Hardlink | Kind::Symlink) && !whiteout { &link } else { b"" },
             owner_name: ROOT,
             xattrs: &xattrs,
         };

@@ -41,7 +41,7 @@ pub fn check_oci_layout(layout: &Layout, f: &mut Findings) {
 pub fn read_index(layout: &Layout, f: &mut Findings) -> Option<ImageIndex> {
     let loc = Location::file("index.json");
     match layout.read_small("index.json") {
-        Ok(bytes) => match serde_json::from_slice(&bytes) {
+        Ok(bytes) => match super::document::well_formed(&bytes).and_then(|()| serde_json::from_slice(&bytes)) {
             Ok(index) => Some(index),
             Err(e) => {
                 f.push(&LAYOUT_INDEX, loc, format!("index.json is not a valid image index: {e}"));

@@ -52,6 +52,8 @@ pub struct Extractor<'r> {
     /// one: whiteouts of the same layer must not remove them, only the
     /// lower content around them (CONSUMER-WHITEOUT, CONSUMER-OPAQUE).
     created: HashSet<u64>,
+    /// Paths the layer being applied has entries for (not mere ancestors).
+    explicit: HashSet<u64>,
     /// Final directory modes, applied after the last layer so that a
     /// read-only directory never stops a later entry (CONSUMER-READONLY-DIR).
     pub dir_modes: BTreeMap<Normal, u32>,
@@ -73,6 +75,7 @@ impl<'r> Extractor<'r> {
             root,
             keys: RandomState::new(),
             created: HashSet::new(),
+            explicit: HashSet::new(),
             dir_modes: BTreeMap::new(),
             summary: Summary::default(),
             max: max_examples,
@@ -86,6 +89,7 @@ impl<'r> Extractor<'r> {
     /// Called between layers.
     pub fn next_layer(&mut self) {
         self.created.clear();
+        self.explicit.clear();
         self.root.forget();
     }
 
@@ -126,6 +130,11 @@ impl<'r> Extractor<'r> {
             return Ok(Ok(()));
         }
         let name = path.name().to_vec();
+        // `.wh.` names are never created (CONSUMER-WHITEOUT), not even as the
+        // directories a later component would need.
+        if path.ancestors().any(|a| Normal(a.to_vec()).name().starts_with(WH)) {
+            return Ok(Err(Reject::Because("a `.wh.` name used as a directory")));
+        }
         if name.starts_with(WH) {
             return self.whiteout(&path, &name);
         }
@@ -191,8 +200,17 @@ impl<'r> Extractor<'r> {
             Kind::Hardlink => {
                 let (tdir, tname) = target.expect("looked up above");
                 replace(self.root, &mut self.dir_modes)?;
-                fs::make_hardlink(tdir.as_fd(), &tname, dir.as_fd(), &name)?;
-                self.summary.hardlinks += 1;
+                match fs::make_hardlink(tdir.as_fd(), &tname, dir.as_fd(), &name) {
+                    Ok(()) => self.summary.hardlinks += 1,
+                    // The target lived inside what the link replaced (a link
+                    // `a` to `a/x`): nothing is left to link to.
+                    Err(err) if err.kind() == io::ErrorKind::NotFound => {
+                        let detail = Some(format!("target {} went with what the link replaced", escape(&tname)));
+                        Self::note(&mut self.summary.hardlinks_skipped, self.max, e, detail);
+                        return Ok(Ok(()));
+                    }
+                    Err(err) => return Err(err),
+                }
             }
             Kind::Fifo => {
                 replace(self.root, &mut self.dir_modes)?;
@@ -211,6 +229,7 @@ impl<'r> Extractor<'r> {
             }
         }
         self.mark_created(&path);
+        self.explicit.insert(self.key(&path));
         Ok(Ok(()))
     }
 
@@ -262,7 +281,8 @@ impl<'r> Extractor<'r> {
             fs::remove(fd.as_fd(), rest)?;
         } else if fs::kind_at(fd.as_fd(), rest)? == Some(OnDisk::Dir) {
             // This layer made it, or made something beneath it: only the
-            // lower content goes.
+            // lower content goes, with the lower directory's own mode.
+            self.lower_dir_gone(&target);
             let sub = fs::open_subdir(fd.as_fd(), rest)?;
             self.prune(&sub, &target)?;
         }
@@ -277,11 +297,22 @@ impl<'r> Extractor<'r> {
                 forget_modes(&mut self.dir_modes, &path);
                 fs::remove(fd.as_fd(), &child)?;
             } else if fs::kind_at(fd.as_fd(), &child)? == Some(OnDisk::Dir) {
+                self.lower_dir_gone(&path);
                 let sub = fs::open_subdir(fd.as_fd(), &child)?;
                 self.prune(&sub, &path)?;
             }
         }
         Ok(())
+    }
+
+    /// A lower directory removed by a whiteout but kept on disk for what
+    /// this layer wrote beneath it is, in effect, made again implicitly:
+    /// unless this layer has an entry for it, it gets the implicit 0755, as
+    /// it would had the whiteout come first.
+    fn lower_dir_gone(&mut self, dir: &Normal) {
+        if !self.explicit.contains(&self.key(dir)) {
+            self.dir_modes.insert(dir.clone(), 0o755);
+        }
     }
 
     fn xattrs(&mut self, e: &Entry, fd: &impl AsFd) {

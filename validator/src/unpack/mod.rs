@@ -57,6 +57,16 @@ pub fn unpack(reference: &Reference, dest: &Path, options: &Options) -> Result<U
     let layout = validate::open_layout(reference, &options.limits).map_err(Failure::Usage)?;
     let mut f = Findings::default();
     let walk = image::walk(&layout, reference.ref_name.as_deref(), &mut f).map_err(Failure::Usage)?;
+    if walk.images.is_empty() {
+        // Say why: a missing or oversized index.json, a symlinked blob...
+        let why: Vec<String> =
+            f.into_vec().into_iter().filter(|x| x.severity == Severity::Error).map(|x| x.message).collect();
+        if !why.is_empty() {
+            let message = format!("{}: no image can be read: {}", reference.path.display(), why.join("; "));
+            return Err(Failure::Usage(Error::new(message)));
+        }
+        return Err(Failure::Usage(Error::new(format!("{}: the layout holds no image", reference.path.display()))));
+    }
     let image = select(walk.images).map_err(Failure::Usage)?;
     // The walk has verified every document on the way; an error there
     // (a bad digest, a broken config) means the image cannot be trusted.

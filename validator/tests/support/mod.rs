@@ -2,6 +2,7 @@
 //! real tar/gzip/zstd streams, the `single-id` binary, and the schemas.
 #![allow(dead_code)] // each test binary uses a different part
 
+pub mod adversarial;
 pub mod layers;
 pub mod schema;
 
