@@ -259,10 +259,14 @@ impl Entry {
                 }
                 b"mtime" => {
                     let text = std::str::from_utf8(value).unwrap_or("");
-                    match text.split('.').next().and_then(|s| s.parse::<i64>().ok()) {
-                        Some(t) if t >= 0 => self.mtime = t as u64,
-                        Some(_) => {}
-                        None => self.problems.push(Problem {
+                    // Seconds, optionally fractional; as wide as a GNU
+                    // base-256 header field can be, and possibly negative
+                    // (before the epoch: the header's value is kept).
+                    let whole = text.split('.').next().unwrap_or("");
+                    match (whole.parse::<u64>(), whole.parse::<i64>()) {
+                        (Ok(t), _) => self.mtime = t,
+                        (_, Ok(_)) => {}
+                        _ => self.problems.push(Problem {
                             field: "mtime",
                             detail: format!("PAX mtime {:?} is not a number", super::path::escape(value)),
                             mismatch: false,
