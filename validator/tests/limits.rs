@@ -102,3 +102,34 @@ fn path_limits_reject_the_entry_only() {
     assert!(t.join("root/ok").exists());
     assert!(!t.join("root/d").exists());
 }
+
+#[test]
+fn pax_value_and_index_depth_limits() {
+    use support::layers::{file, layer};
+    let t = TestDir::new();
+    let long = "v".repeat(2000);
+    image(&t, layer(&[file("tagged", b"x").pax("SCHILY.xattr.user.note", long.as_bytes())]));
+    let (code, found, doc) = rules(&t, &["--max-pax-bytes", "1000"]);
+    assert_eq!((code, found), (1, vec!["limit-exceeded".to_string()]));
+    assert!(doc["findings"][0]["message"].as_str().unwrap().contains("--max-pax-bytes"));
+    let (code, found, _) = rules(&t, &[]);
+    assert_eq!((code, found), (0, vec![]));
+
+    // The image sits in an index nested once below index.json: refused when
+    // no nesting is allowed, accepted by default.
+    let t = TestDir::new();
+    let mut dir = OciDir::create(t.join("image"));
+    let mut desc = dir.image(&ImageSpec::declared("x", Some("flattened")));
+    desc.as_object_mut().unwrap().remove("annotations");
+    let mut nested = dir.json_blob(
+        "application/vnd.oci.image.index.v1+json",
+        &serde_json::json!({"schemaVersion": 2, "manifests": [desc]}),
+    );
+    nested["annotations"] = serde_json::json!({"org.opencontainers.image.ref.name": "latest"});
+    dir.add(nested);
+    let (code, found, doc) = rules(&t, &["--max-index-depth", "0"]);
+    assert_eq!((code, found), (1, vec!["index-nesting".to_string()]), "{doc:#}");
+    assert!(doc["findings"][0]["message"].as_str().unwrap().contains("--max-index-depth"));
+    let (code, _, _) = rules(&t, &[]);
+    assert_eq!(code, 0);
+}
