@@ -10,6 +10,8 @@
 
 mod support;
 
+use support::unprivileged::user;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::Write;
@@ -92,13 +94,6 @@ fn every_case_has_a_test() {
 
 // ---------------------------------------------------------------------------
 // Running a case
-
-/// The user the commands run as: ourselves, or nobody when we are root.
-fn user() -> (u32, u32) {
-    // SAFETY: geteuid/getegid cannot fail and touch no memory.
-    let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
-    if uid == 0 { (65534, 65534) } else { (uid, gid) }
-}
 
 /// Runs `S/../bin/single-id ARGS` in the sandbox `s` as the unprivileged
 /// user, with at most 4 GiB of address space: a command that tried to

@@ -31,52 +31,17 @@ mod support;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
-use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::Command;
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed, TestCaseError, TestRunner};
 use serde_json::Value;
 use support::layers::{self, Spec};
-use support::{Compression, ImageSpec, OciDir, Run, TestDir};
+use support::unprivileged::{run_as_user, user, user_dir};
+use support::{Compression, ImageSpec, OciDir, TestDir};
 
 // ---------------------------------------------------------------------------
 // Running as the consumer would
-
-/// The user the consumer runs as: ourselves, or nobody when we are root.
-fn user() -> (u32, u32) {
-    // SAFETY: geteuid/getegid cannot fail and touch no memory.
-    let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
-    if uid == 0 { (65534, 65534) } else { (uid, gid) }
-}
-
-/// A test directory the unpacking user owns, holding the binary (a hard
-/// link to it when possible, else a copy): the checkout may sit where that
-/// user cannot reach.
-fn user_dir() -> TestDir {
-    let t = TestDir::new();
-    let (uid, gid) = user();
-    fs::set_permissions(t.path(), fs::Permissions::from_mode(0o755)).unwrap();
-    std::os::unix::fs::chown(t.path(), Some(uid), Some(gid)).unwrap();
-    if fs::hard_link(env!("CARGO_BIN_EXE_single-id"), t.join("single-id")).is_err() {
-        fs::copy(env!("CARGO_BIN_EXE_single-id"), t.join("single-id")).unwrap();
-        fs::set_permissions(t.join("single-id"), fs::Permissions::from_mode(0o755)).unwrap();
-    }
-    t
-}
-
-/// Runs `single-id ARGS` as the unpacking user, from the test directory.
-fn run_as_user(t: &TestDir, args: &[&str]) -> Run {
-    let (uid, gid) = user();
-    let mut c = Command::new(t.join("single-id"));
-    c.args(args).current_dir(t.path());
-    // SAFETY: geteuid cannot fail.
-    if unsafe { libc::geteuid() } == 0 {
-        c.uid(uid).gid(gid);
-    }
-    Run(c.output().unwrap())
-}
 
 /// Whether the filesystem of `dir` takes `user.*` xattrs from the user.
 fn user_xattrs_work(t: &TestDir) -> bool {

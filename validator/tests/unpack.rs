@@ -8,56 +8,12 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
-use std::os::unix::process::CommandExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use support::layers::{self, MTIME, char_device, dir, fifo, file, hardlink, symlink};
-use support::{Compression, ImageSpec, OciDir, Run, TestDir};
-
-/// The user the consumer runs as: ourselves, or nobody when we are root.
-fn user() -> (u32, u32) {
-    // SAFETY: geteuid/getegid cannot fail and touch no memory.
-    let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
-    if uid == 0 { (65534, 65534) } else { (uid, gid) }
-}
-
-/// A test directory the unpacking user owns (and everyone can traverse),
-/// holding a copy of the binary: the checkout may sit where that user
-/// cannot reach (a root-only home directory, say).
-fn user_dir() -> TestDir {
-    let t = TestDir::new();
-    let (uid, gid) = user();
-    fs::set_permissions(t.path(), fs::Permissions::from_mode(0o755)).unwrap();
-    std::os::unix::fs::chown(t.path(), Some(uid), Some(gid)).unwrap();
-    fs::copy(env!("CARGO_BIN_EXE_single-id"), t.join("single-id")).unwrap();
-    fs::set_permissions(t.join("single-id"), fs::Permissions::from_mode(0o755)).unwrap();
-    t
-}
-
-/// Runs `single-id ARGS` as the unpacking user, from the copy in the test
-/// directory.
-fn run_as_user(t: &TestDir, args: &[&str]) -> Run {
-    let (uid, gid) = user();
-    let mut c = Command::new(t.join("single-id"));
-    c.args(args).current_dir(t.path());
-    // SAFETY: geteuid cannot fail.
-    if unsafe { libc::geteuid() } == 0 {
-        c.uid(uid).gid(gid);
-    }
-    // The copy was just written; while a child forked by another test thread
-    // still holds its write descriptor, exec fails with ETXTBSY. Retry.
-    for _ in 0..50 {
-        match c.output() {
-            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => {
-                std::thread::sleep(std::time::Duration::from_millis(20))
-            }
-            other => return Run(other.unwrap()),
-        }
-    }
-    panic!("{} stayed busy", t.join("single-id").display());
-}
+use support::unprivileged::{run_as_user, user, user_dir};
+use support::{Compression, ImageSpec, OciDir, TestDir};
 
 fn image(t: &TestDir, value: Option<&str>, layers: Vec<(Vec<u8>, Compression)>) -> OciDir {
     let mut oci = OciDir::create(t.join("image"));

@@ -5,6 +5,7 @@
 pub mod adversarial;
 pub mod layers;
 pub mod schema;
+pub mod unprivileged;
 
 use std::fs;
 use std::io::Write;
