@@ -777,7 +777,7 @@ fn history_comment(c: &Changes, user: Option<&str>) -> String {
         (c.setid_cleared.count, "set-ID bits cleared"),
         (c.devices_dropped.count, "devices dropped"),
         (c.hardlinks_dropped.count, "hardlinks to dropped entries dropped"),
-        (c.paths_dropped.count, "entries outside the root dropped"),
+        (c.paths_dropped.count, "entries dropped (outside the root, unknown type or invalid whiteout)"),
         (
             c.capabilities_removed.count + c.rootless_xattrs_removed.count + c.acls_removed.count,
             "ID-bearing xattrs or ACLs removed",

@@ -36,7 +36,8 @@ pub struct Changes {
     pub devices_dropped: Tally,
     /// Hardlinks whose target was dropped (a device, or another such link).
     pub hardlinks_dropped: Tally,
-    /// Entries whose name or hardlink target climbs above the root.
+    /// Entries dropped with the reason in their detail: a name or hardlink
+    /// target climbing above the root, an unknown type, an invalid whiteout.
     pub paths_dropped: Tally,
     /// Names and hardlink targets written without their leading `/`.
     pub absolute_stripped: Tally,

@@ -73,7 +73,7 @@ fn changes(out: &mut String, c: &Changes) {
         ("setuid/setgid bits cleared on", &c.setid_cleared),
         ("devices dropped:", &c.devices_dropped),
         ("hardlinks to dropped entries dropped:", &c.hardlinks_dropped),
-        ("entries dropped for climbing above the root:", &c.paths_dropped),
+        ("entries dropped (outside the root, unknown type, invalid whiteout):", &c.paths_dropped),
         ("leading / stripped from", &c.absolute_stripped),
         ("security.capability removed from", &c.capabilities_removed),
         ("user.rootlesscontainers removed from", &c.rootless_xattrs_removed),
