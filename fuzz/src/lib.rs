@@ -416,15 +416,6 @@ pub fn dump_layers(tars: &[&[u8]]) {
     }
 }
 
-/// Bugs already found and reported (and covered by a test in
-/// `validator/tests/regressions.rs`) that a target steps around while they
-/// are open, so that fuzzing can find others: `SINGLE_ID_FUZZ_SKIP_KNOWN`
-/// holds their names, comma-separated. Unset, every known bug still fails
-/// the run. Names: `flatten-mtime` (flatten_validate).
-pub fn skip_known(name: &str) -> bool {
-    std::env::var("SINGLE_ID_FUZZ_SKIP_KNOWN").is_ok_and(|v| v.split(',').any(|n| n.trim() == name))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
