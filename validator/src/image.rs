@@ -1,19 +1,17 @@
 //! From `index.json` to images: follows (nested) indexes to every image
 //! manifest and its config, verifying each document blob on the way.
 
-use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest, MediaType};
+use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest};
 
 use crate::error::Error;
 use crate::layout::{Layout, blob_path};
 use crate::report::{Findings, Location};
+use crate::spec::media_type::{self, Document};
 use crate::rules::{DESCRIPTOR_SKIPPED, INDEX_NESTING, blob, document, layout as layout_rules};
 
 /// The annotation that names an image in a layout.
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
 
-const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
-const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
-const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
 
 /// An index entry on the way from `index.json` to an image.
 #[derive(Clone)]
@@ -122,12 +120,11 @@ impl Walker<'_> {
             pointer: Some(entry.pointer.clone()),
             ..Location::default()
         };
-        match desc.media_type() {
-            MediaType::ImageIndex => self.visit_index(entry, name, chain, loc),
-            MediaType::Other(t) if t == DOCKER_LIST => self.visit_index(entry, name, chain, loc),
-            MediaType::ImageManifest => self.visit_manifest(entry, name, chain),
-            MediaType::Other(t) if t == DOCKER_MANIFEST => self.visit_manifest(entry, name, chain),
-            other => {
+        match media_type::document(desc.media_type()) {
+            Document::Index => self.visit_index(entry, name, chain, loc),
+            Document::Manifest | Document::DockerManifest => self.visit_manifest(entry, name, chain),
+            Document::Other => {
+                let other = desc.media_type();
                 let message = format!(
                     "entry of media type `{other}` is not an image or index; its blob is only checked for integrity"
                 );
@@ -194,12 +191,7 @@ impl Walker<'_> {
             return;
         };
         let config_desc = manifest.config();
-        let config = match config_desc.media_type() {
-            MediaType::ImageConfig => true,
-            MediaType::Other(t) => t == DOCKER_CONFIG,
-            _ => false,
-        };
-        if !config {
+        if !media_type::is_image_config(config_desc.media_type()) {
             let what = config_desc.media_type();
             self.f.push(
                 &DESCRIPTOR_SKIPPED,

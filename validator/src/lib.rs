@@ -19,6 +19,7 @@ pub mod render;
 pub mod report;
 pub mod rules;
 pub mod scan;
+pub mod spec;
 pub mod stats;
 pub mod unpack;
 pub mod validate;

@@ -14,40 +14,13 @@ use std::thread;
 
 use flate2::bufread::MultiGzDecoder;
 use indicatif::ProgressBar;
-use oci_spec::image::MediaType;
 
 pub use entry::{Entry, Kind};
 
+pub use crate::spec::media_type::Compression;
+
 use crate::digest::{DigestAlgorithm, Hasher, HashingReader};
 use crate::limits::{Exceeded, Limits};
-
-/// How a layer blob is compressed, from its media type.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Compression {
-    None,
-    Gzip,
-    Zstd,
-}
-
-impl Compression {
-    /// `None` for a media type that is not a layer this tool can read.
-    pub fn of(media_type: &MediaType) -> Option<Compression> {
-        use MediaType::*;
-        Some(match media_type {
-            ImageLayer | ImageLayerNonDistributable => Compression::None,
-            ImageLayerGzip | ImageLayerNonDistributableGzip => Compression::Gzip,
-            ImageLayerZstd | ImageLayerNonDistributableZstd => Compression::Zstd,
-            Other(t) => match t.as_str() {
-                "application/vnd.docker.image.rootfs.diff.tar.gzip"
-                | "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip" => Compression::Gzip,
-                "application/vnd.docker.image.rootfs.diff.tar" => Compression::None,
-                "application/vnd.docker.image.rootfs.diff.tar.zstd" => Compression::Zstd,
-                _ => return None,
-            },
-            _ => return None,
-        })
-    }
-}
 
 /// Receives the entries of a layer in stream order.
 pub trait Sink {

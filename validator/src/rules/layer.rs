@@ -19,11 +19,8 @@ use crate::layer::path::Normal;
 use crate::layer::{Entry, Kind, Sink, SinkError};
 use crate::report::{Groups, Location};
 
-/// Largest ID Linux can give a file: `(uid_t)-1` is reserved.
-pub const MAX_ID: u64 = u32::MAX as u64 - 1;
-
-const OPAQUE: &[u8] = b".wh..wh..opq";
-const WH: &[u8] = b".wh.";
+use crate::spec::ids::MAX_ID;
+use crate::spec::whiteout::{self, Name};
 
 /// PAX keys that, in a global header, would change the entries after it.
 const ENTRY_KEYS: [&str; 8] = ["uid", "gid", "uname", "gname", "path", "linkpath", "size", "mtime"];
@@ -66,20 +63,21 @@ impl<'a> LayerRules<'a> {
         self.groups.add(rule, &self.at, message.into(), e.display_path(), detail);
     }
 
-    fn whiteout(&mut self, e: &Entry, path: &Normal) {
-        let name = path.name();
-        if name == OPAQUE {
-            let dir = self.key(&path.parent().0);
-            self.index.opaque.insert(dir);
-        } else {
-            let rest = &name[WH.len()..];
-            if rest.is_empty() || rest == b"." || rest == b".." || rest.starts_with(WH) {
-                let what = if rest.is_empty() { "a bare `.wh.`" } else { "not a valid whiteout name" };
-                self.add(&LAYER_WHITEOUT, format!("whiteout entry is {what}"), e, None);
+    fn whiteout(&mut self, e: &Entry, path: &Normal, name: Name<'_>) {
+        match name {
+            Name::Opaque => {
+                let dir = self.key(&path.parent().0);
+                self.index.opaque.insert(dir);
+            }
+            Name::Removes(rest) => {
+                let target = self.key(&path.parent().join(rest).0);
+                self.index.removed.insert(target);
+            }
+            Name::Invalid(why) => {
+                self.add(&LAYER_WHITEOUT, "invalid whiteout name", e, Some(why.to_string()));
                 return;
             }
-            let target = self.key(&path.parent().join(rest).0);
-            self.index.removed.insert(target);
+            Name::Plain => return,
         }
         if e.kind != Kind::File || e.size != 0 {
             let detail = format!("{}, {} bytes", e.kind.name(), e.size);
@@ -153,18 +151,16 @@ impl Sink for LayerRules<'_> {
         if e.raw_path.starts_with(b"/") {
             self.add(&LAYER_PATH_ABSOLUTE, "absolute entry name (consumers apply it relative to the root)", e, None);
         }
-        let mut components = path.components().peekable();
-        while let Some(c) = components.next() {
-            if components.peek().is_some() && c.starts_with(WH) {
-                self.add(&LAYER_WHITEOUT, "a `.wh.` name used as a directory", e, None);
-            }
+        if whiteout::under_whiteout(&path) {
+            self.add(&LAYER_WHITEOUT, "a `.wh.` name used as a directory", e, None);
         }
         let key = self.key(&path.0);
         if self.index.created.insert(key, e.kind == Kind::Dir).is_some() {
             self.add(&LAYER_DUPLICATE, "path appears more than once in the layer", e, None);
         }
-        if path.name().starts_with(WH) {
-            self.whiteout(e, &path);
+        let name = whiteout::classify(path.name());
+        if name.is_whiteout() {
+            self.whiteout(e, &path, name);
         } else if e.kind == Kind::Hardlink {
             self.hardlink(e, &path);
         }

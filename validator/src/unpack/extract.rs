@@ -13,8 +13,8 @@ use crate::layer::path::{Normal, escape};
 use crate::layer::{Entry, Kind, Sink, SinkError};
 use crate::stats::Tally;
 
-const OPAQUE: &[u8] = b".wh..wh..opq";
-const WH: &[u8] = b".wh.";
+use crate::spec::whiteout::{self, Name};
+use crate::spec::xattr::{self, Class};
 
 /// What the unpack did, by the spec's requirement identifiers.
 #[derive(Debug, Default, Serialize)]
@@ -39,6 +39,9 @@ pub struct Summary {
     pub rejected: Tally,
     /// CONSUMER-XATTR-CAPABILITY.
     pub capabilities_dropped: Tally,
+    /// CONSUMER-XATTR-EXCLUDED: `user.` attributes that record owners or
+    /// overlay state for other tools, not applied.
+    pub owner_xattrs_excluded: Tally,
     /// CONSUMER-XATTR-OTHER: attributes outside `user.`, not applied.
     pub xattrs_not_applied: Tally,
     /// CONSUMER-XATTR-USER: `user.*` attributes the filesystem refused.
@@ -131,12 +134,15 @@ impl<'r> Extractor<'r> {
         }
         let name = path.name().to_vec();
         // `.wh.` names are never created (CONSUMER-WHITEOUT), not even as the
-        // directories a later component would need.
-        if path.ancestors().any(|a| Normal(a.to_vec()).name().starts_with(WH)) {
+        // directories a later component would need (CONSUMER-WHITEOUT-INVALID).
+        if whiteout::under_whiteout(&path) {
             return Ok(Err(Reject::Because("a `.wh.` name used as a directory")));
         }
-        if name.starts_with(WH) {
-            return self.whiteout(&path, &name);
+        match whiteout::classify(&name) {
+            Name::Plain => {}
+            Name::Invalid(why) => return Ok(Err(Reject::Because(why))),
+            Name::Opaque => return self.opaque(&path),
+            Name::Removes(rest) => return self.whiteout(&path, rest),
         }
         if e.mode & 0o6000 != 0 {
             Self::note(&mut self.summary.setid_cleared, self.max, e, Some(format!("{:o}", e.mode)));
@@ -260,20 +266,22 @@ impl<'r> Extractor<'r> {
         }
     }
 
-    fn whiteout(&mut self, path: &Normal, name: &[u8]) -> io::Result<Result<(), Reject>> {
+    /// CONSUMER-OPAQUE.
+    fn opaque(&mut self, path: &Normal) -> io::Result<Result<(), Reject>> {
         let dir = path.parent();
         self.summary.whiteouts += 1;
         self.root.forget();
-        if name == OPAQUE {
-            if let Some(fd) = self.root.read_dir(&dir)? {
-                self.prune(&fd, &dir)?;
-            }
-            return Ok(Ok(()));
+        if let Some(fd) = self.root.read_dir(&dir)? {
+            self.prune(&fd, &dir)?;
         }
-        let rest = &name[WH.len()..];
-        if rest.is_empty() || rest == b"." || rest == b".." || rest.starts_with(WH) {
-            return Ok(Err(Reject::Because("not a valid whiteout name")));
-        }
+        Ok(Ok(()))
+    }
+
+    /// CONSUMER-WHITEOUT: `path` is `DIR/.wh.REST`.
+    fn whiteout(&mut self, path: &Normal, rest: &[u8]) -> io::Result<Result<(), Reject>> {
+        let dir = path.parent();
+        self.summary.whiteouts += 1;
+        self.root.forget();
         let Some(fd) = self.root.lookup(&dir)? else { return Ok(Ok(())) };
         let target = dir.join(rest);
         if !self.created.contains(&self.key(&target)) {
@@ -318,12 +326,17 @@ impl<'r> Extractor<'r> {
     fn xattrs(&mut self, e: &Entry, fd: &impl AsFd) {
         for (name, value) in &e.xattrs {
             let shown = Some(escape(name));
-            if name == b"security.capability" {
-                Self::note(&mut self.summary.capabilities_dropped, self.max, e, None);
-            } else if !name.starts_with(b"user.") {
-                Self::note(&mut self.summary.xattrs_not_applied, self.max, e, shown);
-            } else if fs::set_xattr(fd.as_fd(), name, value).is_err() {
-                Self::note(&mut self.summary.user_xattrs_refused, self.max, e, shown);
+            match xattr::classify(name) {
+                Class::Capability => Self::note(&mut self.summary.capabilities_dropped, self.max, e, None),
+                Class::OwnerBearing => Self::note(&mut self.summary.owner_xattrs_excluded, self.max, e, shown),
+                Class::Acl | Class::Privileged | Class::Other => {
+                    Self::note(&mut self.summary.xattrs_not_applied, self.max, e, shown)
+                }
+                Class::User => {
+                    if fs::set_xattr(fd.as_fd(), name, value).is_err() {
+                        Self::note(&mut self.summary.user_xattrs_refused, self.max, e, shown);
+                    }
+                }
             }
         }
     }

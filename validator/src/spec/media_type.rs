@@ -1,0 +1,71 @@
+//! The media types that make an image (spec "Terminology": an OCI or a
+//! Docker schema 2 manifest with its config, indexes of either kind, and
+//! the layer types of both).
+
+use oci_spec::image::MediaType;
+
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
+
+/// What a descriptor's media type makes of its blob.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Document {
+    Index,
+    /// An OCI image manifest.
+    Manifest,
+    /// A Docker schema 2 manifest: no `annotations` member of its own, so
+    /// the config Labels carry the declaration (ANNOTATION-DOCKER).
+    DockerManifest,
+    Other,
+}
+
+pub fn document(t: &MediaType) -> Document {
+    match t {
+        MediaType::ImageIndex => Document::Index,
+        MediaType::ImageManifest => Document::Manifest,
+        MediaType::Other(t) if t == DOCKER_LIST => Document::Index,
+        MediaType::Other(t) if t == DOCKER_MANIFEST => Document::DockerManifest,
+        _ => Document::Other,
+    }
+}
+
+/// A config media type that makes a manifest an image rather than an artifact.
+pub fn is_image_config(t: &MediaType) -> bool {
+    match t {
+        MediaType::ImageConfig => true,
+        MediaType::Other(t) => t == DOCKER_CONFIG,
+        _ => false,
+    }
+}
+
+/// How a layer blob is compressed, from its media type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    Gzip,
+    Zstd,
+}
+
+impl Compression {
+    /// `None` for a media type that is not a layer this tool can read.
+    pub fn of(media_type: &MediaType) -> Option<Compression> {
+        use MediaType::*;
+        Some(match media_type {
+            ImageLayer | ImageLayerNonDistributable => Compression::None,
+            ImageLayerGzip | ImageLayerNonDistributableGzip => Compression::Gzip,
+            ImageLayerZstd | ImageLayerNonDistributableZstd => Compression::Zstd,
+            Other(t) => match t.as_str() {
+                "application/vnd.docker.image.rootfs.diff.tar.gzip"
+                | "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip" => Compression::Gzip,
+                "application/vnd.docker.image.rootfs.diff.tar" => Compression::None,
+                "application/vnd.docker.image.rootfs.diff.tar.zstd" => Compression::Zstd,
+                _ => return None,
+            },
+            _ => return None,
+        })
+    }
+}
