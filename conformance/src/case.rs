@@ -23,7 +23,8 @@ pub const BASE64_PREFIX: &str = "base64:";
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Case {
     pub description: String,
-    /// Where the image records `org.opencontainers.image.id-flattening`.
+    /// Where the image records the id-flattening annotation, and under
+    /// which key.
     #[serde(default)]
     pub annotation: Annotation,
     /// The image's layers, lowest first.
@@ -44,14 +45,30 @@ pub struct Case {
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Annotation {
-    /// The key to write instead of `org.opencontainers.image.id-flattening`
-    /// (ANNOTATION-KEY: a near miss is another annotation).
+    /// The key to write instead of the provisional key
+    /// `io.github.supercontainers.id-flattening` (ANNOTATION-KEY: a near
+    /// miss is another annotation).
     pub key: Option<String>,
     /// The image manifest's `annotations`.
     pub manifest: Option<String>,
     /// The image configuration's `config.Labels`.
     pub label: Option<String>,
     /// The `annotations` of the manifest's descriptor in `index.json`.
+    pub index: Option<String>,
+    /// Values recorded under the reserved key
+    /// `org.opencontainers.image.id-flattening`, beside or instead of the
+    /// provisional key (consumers read both: ANNOTATION-KEY,
+    /// ANNOTATION-CONFLICT-CAUTIOUS).
+    #[serde(default)]
+    pub reserved: Places,
+}
+
+/// A value per place, for the reserved key.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Places {
+    pub manifest: Option<String>,
+    pub label: Option<String>,
     pub index: Option<String>,
 }
 

@@ -19,7 +19,12 @@ use sha2::Digest as _;
 use crate::case::{self, Case, Compression, Entry, EntryType};
 use crate::expect::{Expectation, Kind, Present};
 
-pub const KEY: &str = "org.opencontainers.image.id-flattening";
+/// The key producers write (ANNOTATION-KEY), used unless a case says
+/// otherwise.
+pub const KEY: &str = "io.github.supercontainers.id-flattening";
+/// The key image-spec would define, which consumers read too; a case
+/// writes it only through `annotation.reserved`.
+pub const RESERVED_KEY: &str = "org.opencontainers.image.id-flattening";
 pub const REF_KEY: &str = "org.opencontainers.image.ref.name";
 const INDEX_TYPE: &str = "application/vnd.oci.image.index.v1+json";
 const MANIFEST_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -132,7 +137,23 @@ pub fn fixture(name: &str, case: &Case) -> Result<BTreeMap<String, Vec<u8>>, Str
         }
         layers.push(blob(bytes, layer.compression.media_type()));
     }
-    let key = case.annotation.key.as_deref().unwrap_or(KEY);
+    // The annotation under each key at each place: (manifest, label, index).
+    let a = &case.annotation;
+    let key = a.key.as_deref().unwrap_or(KEY);
+    let mut places: [BTreeMap<String, String>; 3] = Default::default();
+    for (k, values) in [
+        (key, [&a.manifest, &a.label, &a.index]),
+        (RESERVED_KEY, [&a.reserved.manifest, &a.reserved.label, &a.reserved.index]),
+    ] {
+        for (place, value) in places.iter_mut().zip(values) {
+            if let Some(v) = value {
+                if place.insert(k.to_string(), v.clone()).is_some_and(|old| &old != v) {
+                    return Err(format!("annotation: {k} is given two values at one place (`key` names the reserved key)"));
+                }
+            }
+        }
+    }
+    let [manifest_annotations, labels, index_annotations] = places;
     // `config` and `history`, though optional in OCI, are what real images
     // carry, and Charliecloud 0.31 stops on a config without them.
     let history: Vec<serde_json::Value> = (0..diff_ids.len())
@@ -145,8 +166,8 @@ pub fn fixture(name: &str, case: &Case) -> Result<BTreeMap<String, Vec<u8>>, Str
         "history": history,
         "rootfs": {"type": "layers", "diff_ids": diff_ids},
     });
-    if let Some(v) = &case.annotation.label {
-        config["config"] = json!({"Labels": {key: v}});
+    if !labels.is_empty() {
+        config["config"] = json!({"Labels": labels});
     }
     let config = blob(canonical_bytes(&config), CONFIG_TYPE);
     let mut manifest = json!({
@@ -155,13 +176,13 @@ pub fn fixture(name: &str, case: &Case) -> Result<BTreeMap<String, Vec<u8>>, Str
         "config": config,
         "layers": layers,
     });
-    if let Some(v) = &case.annotation.manifest {
-        manifest["annotations"] = json!({key: v});
+    if !manifest_annotations.is_empty() {
+        manifest["annotations"] = json!(manifest_annotations);
     }
     let mut descriptor = blob(canonical_bytes(&manifest), MANIFEST_TYPE);
     descriptor["annotations"] = json!({REF_KEY: expected.reference});
-    if let Some(v) = &case.annotation.index {
-        descriptor["annotations"][key] = json!(v);
+    for (k, v) in index_annotations {
+        descriptor["annotations"][k] = json!(v);
     }
     let index = json!({"schemaVersion": 2, "mediaType": INDEX_TYPE, "manifests": [descriptor]});
     files.insert("layout/index.json".into(), pretty_bytes(&index));

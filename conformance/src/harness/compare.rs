@@ -44,8 +44,9 @@ pub const POLICY_CAUTION: &str = "POLICY-CAUTION";
 pub const POLICY_UNKNOWN: &str = "POLICY-UNKNOWN";
 pub const DEVICES_REPORTED: &str = "CONSUMER-DEVICES-REPORTED";
 const DEVICES: &str = "CONSUMER-DEVICES";
-/// The annotation key a refusal's message must name (POLICY-CAUTION).
-pub const KEY: &str = "org.opencontainers.image.id-flattening";
+/// The annotation keys, provisional and reserved; a refusal's message must
+/// name one of them (POLICY-CAUTION, POLICY-UNKNOWN).
+pub const KEYS: [&str; 2] = ["io.github.supercontainers.id-flattening", "org.opencontainers.image.id-flattening"];
 
 const SETID: &[&str] = &[SETID_CLEARED];
 const STICKY: &[&str] = &["CONSUMER-STICKY"];

@@ -16,7 +16,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use compare::{CONTAINED, KEY, Ledger, POLICY_CAUTION, POLICY_UNKNOWN, Scope, User};
+use compare::{CONTAINED, KEYS, Ledger, POLICY_CAUTION, POLICY_UNKNOWN, Scope, User};
 use exec::{Launch, RunRecord};
 use results::{Adapter, Check, Difference, FixtureReport, Report, RequirementResult, Status, Summary, Tool};
 use tree::Tree;
@@ -409,15 +409,15 @@ fn run_fixture(ctx: &Ctx, f: &Fixture) -> Result<FixtureReport, Error> {
                     },
                 );
             }
-            if names_key && rec.exit_code.is_some_and(|c| c != 0) && !rec.searchable.contains(KEY) {
+            if names_key && rec.exit_code.is_some_and(|c| c != 0) && !KEYS.iter().any(|k| rec.searchable.contains(k)) {
                 ledger.differ(
                     &policy,
                     Difference {
                         run: 0,
                         path: String::new(),
                         check: Check::Notice,
-                        expected: format!("a message naming {KEY}"),
-                        found: "the key appears in neither stdout nor stderr".into(),
+                        expected: format!("a message naming {} or {}", KEYS[0], KEYS[1]),
+                        found: "neither key appears in stdout or stderr".into(),
                     },
                 );
             }
