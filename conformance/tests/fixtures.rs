@@ -221,3 +221,38 @@ fn cases_cover_every_consumer_and_policy_requirement() {
         assert!(readme.contains(id), "conformance/cases/README.md does not say why {id} has no case");
     }
 }
+
+/// Charliecloud's `ch-image` treats an image whose entries all lie under
+/// one top-level directory (that is not a standard one such as `etc` or
+/// `usr`) as a tarball wrapped in a directory and strips that directory
+/// from every name, so a fixture with one top-level directory would test
+/// Charliecloud on names the image does not have. Every case therefore has
+/// at least two top-level names, and never exactly one top-level directory
+/// (a name counts as a directory, as Charliecloud counts it, when a
+/// directory entry has it or an entry lies beneath it). Names that climb
+/// above the root are left out: Charliecloud refuses them anyway.
+#[test]
+fn every_case_has_two_top_level_entries() {
+    let cases = single_id_conformance::generate::load_cases(&repo_root().join("conformance/cases")).unwrap();
+    let mut problems = Vec::new();
+    for (name, case) in &cases {
+        let mut names = BTreeSet::new();
+        let mut dirs = BTreeSet::new();
+        for entry in case.layers.iter().flat_map(|l| &l.entries) {
+            let parts: Vec<&str> = entry.path.split('/').filter(|c| !c.is_empty() && *c != ".").collect();
+            let Some(first) = parts.first().filter(|c| **c != "..") else { continue };
+            names.insert(first.to_string());
+            if parts.len() > 1 || entry.kind == single_id_conformance::case::EntryType::Dir {
+                dirs.insert(first.to_string());
+            }
+        }
+        if names.len() < 2 || dirs.len() == 1 {
+            problems.push(format!("{name}: top-level names {names:?}, of which directories {dirs:?}"));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "give these cases a second top-level directory (Charliecloud strips a single one):\n{}",
+        problems.join("\n")
+    );
+}
