@@ -79,11 +79,13 @@ fn schema_errors(v: &jsonschema::Validator, doc: &Value) -> Vec<String> {
 }
 
 /// `ID -> level` from the spec's requirement index: the rows between its
-/// header and the first line that is not a table row.
+/// header (`| Identifier | Level | Section | Summary |`, with or without a
+/// further `Verified by` column) and the first line that is not a table
+/// row. Retired rows (level `—`) are left out: nothing may cite them.
 fn spec_table() -> BTreeMap<String, Level> {
     const HEADER: &str = "| Identifier | Level | Section | Summary |";
     let text = fs::read_to_string(repo_root().join(SPEC)).unwrap();
-    let start = text.lines().position(|l| l.trim() == HEADER).expect("the spec has a requirement index");
+    let start = text.lines().position(|l| l.trim().starts_with(HEADER)).expect("the spec has a requirement index");
     let mut out = BTreeMap::new();
     for line in text.lines().skip(start + 2).take_while(|l| l.starts_with('|')) {
         let cells: Vec<&str> = line.split('|').map(str::trim).collect();
@@ -92,6 +94,7 @@ fn spec_table() -> BTreeMap<String, Level> {
             "MUST" => Level::Must,
             "SHOULD" => Level::Should,
             "MAY" => Level::May,
+            "—" => continue,
             other => panic!("{id}: level {other:?} in the spec's table"),
         };
         out.insert(id, level);
