@@ -130,9 +130,16 @@ pub struct Absent {
 /// beyond the per-path expectations:
 /// - CONSUMER-OWNER: every object in DEST is owned by the adapter's UID;
 /// - CONSUMER-SETID-CLEARED: no object in DEST has a set-ID bit;
-/// - CONSUMER-WHITEOUT: no name in DEST starts with `.wh.`;
+/// - CONSUMER-WHITEOUT, CONSUMER-WHITEOUT-INVALID: no name in DEST starts
+///   with `.wh.`;
 /// - CONSUMER-CONTAINED (always checked): the canary directory beside DEST
 ///   and everything else outside DEST is unchanged;
 /// - POLICY-CAUTION / POLICY-UNKNOWN: the outcome (refusal without consent).
-pub const GLOBAL_CHECKS: [&str; 5] =
-    ["CONSUMER-OWNER", "CONSUMER-SETID-CLEARED", "CONSUMER-WHITEOUT", "CONSUMER-CONTAINED", "POLICY-CAUTION"];
+pub const GLOBAL_CHECKS: [&str; 6] = [
+    "CONSUMER-OWNER",
+    "CONSUMER-SETID-CLEARED",
+    "CONSUMER-WHITEOUT",
+    "CONSUMER-WHITEOUT-INVALID",
+    "CONSUMER-CONTAINED",
+    "POLICY-CAUTION",
+];

@@ -16,6 +16,7 @@
 //! | symbolic-link target | CONSUMER-SYMLINK-TARGET |
 //! | a `user.` attribute that should be there | CONSUMER-XATTR-USER |
 //! | `security.capability` that should not | CONSUMER-XATTR-CAPABILITY |
+//! | an owner-bearing `user.` attribute that should not | CONSUMER-XATTR-EXCLUDED |
 //! | another attribute that should not | CONSUMER-XATTR-OTHER |
 //! | the output naming a skipped path | CONSUMER-DEVICES-REPORTED |
 //!
@@ -26,8 +27,8 @@
 //! A path that no expectation accounts for (with `extraPaths` false) counts
 //! against every requirement that some `present` or `absent` path lists;
 //! directories above listed paths are accounted for, and so are names
-//! starting with `.wh.` when the fixture lists CONSUMER-WHITEOUT, whose own
-//! check reports them.
+//! starting with `.wh.` when the fixture lists CONSUMER-WHITEOUT or
+//! CONSUMER-WHITEOUT-INVALID, whose own check reports them.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Component, Path, PathBuf};
@@ -40,6 +41,7 @@ pub const CONTAINED: &str = "CONSUMER-CONTAINED";
 pub const OWNER: &str = "CONSUMER-OWNER";
 pub const SETID_CLEARED: &str = "CONSUMER-SETID-CLEARED";
 pub const WHITEOUT: &str = "CONSUMER-WHITEOUT";
+pub const WHITEOUT_INVALID: &str = "CONSUMER-WHITEOUT-INVALID";
 pub const POLICY_CAUTION: &str = "POLICY-CAUTION";
 pub const POLICY_UNKNOWN: &str = "POLICY-UNKNOWN";
 pub const DEVICES_REPORTED: &str = "CONSUMER-DEVICES-REPORTED";
@@ -56,8 +58,10 @@ const TARGET: &[&str] = &["CONSUMER-SYMLINK-TARGET"];
 const XATTR_USER: &[&str] = &["CONSUMER-XATTR-USER"];
 const XATTR_CAP: &[&str] = &["CONSUMER-XATTR-CAPABILITY"];
 const XATTR_OTHER: &[&str] = &["CONSUMER-XATTR-OTHER"];
+const XATTR_EXCLUDED: &[&str] = &["CONSUMER-XATTR-EXCLUDED"];
 const REPORTED: &[&str] = &[DEVICES_REPORTED];
-const DEDICATED: &[&[&str]] = &[SETID, STICKY, PERMS, MTIME, TARGET, XATTR_USER, XATTR_CAP, XATTR_OTHER, REPORTED];
+const DEDICATED: &[&[&str]] =
+    &[SETID, STICKY, PERMS, MTIME, TARGET, XATTR_USER, XATTR_CAP, XATTR_OTHER, XATTR_EXCLUDED, REPORTED];
 
 /// Which of a path's requirements an aspect's difference counts against.
 #[derive(Clone, Copy)]
@@ -377,6 +381,8 @@ fn present(cx: &mut Cx, p: &Present, tree: &Tree, output: &str) {
     for name in &p.xattrs_absent {
         let aspect = if name == "security.capability" {
             Aspect::Own(XATTR_CAP)
+        } else if is_owner_bearing(name) {
+            Aspect::Own(XATTR_EXCLUDED)
         } else if name.starts_with("user.") {
             Aspect::Generic
         } else {
@@ -489,7 +495,7 @@ fn extra_paths(cx: &mut Cx, tree: &Tree) {
         tree_reqs = cx.exp.requirements.iter().map(|r| r.id.clone()).filter(|r| r != CONTAINED).collect();
     }
     cx.ledger.checked(&owners(&tree_reqs, Aspect::Whole));
-    let whiteout_listed = cx.exp.requirements.iter().any(|r| r.id == WHITEOUT);
+    let whiteout_listed = cx.exp.requirements.iter().any(|r| r.id == WHITEOUT || r.id == WHITEOUT_INVALID);
     for (rel, node) in &tree.nodes {
         if rel.as_os_str().is_empty() || present.contains(rel) || absent.contains(rel) {
             continue;
@@ -517,16 +523,20 @@ fn extra_paths(cx: &mut Cx, tree: &Tree) {
 }
 
 /// CONSUMER-OWNER, CONSUMER-SETID-CLEARED and CONSUMER-WHITEOUT over every
-/// object in DEST (DEST itself included), for the fixtures that list them.
+/// object in DEST (DEST itself included), for the fixtures that list them;
+/// the whiteout check (no name starting with `.wh.`) also runs, against
+/// CONSUMER-WHITEOUT-INVALID, for the fixtures that list that one.
 fn globals(cx: &mut Cx, tree: &Tree, user: User) {
     let listed = |id: &str| cx.exp.requirements.iter().any(|r| r.id == id);
-    let (owner, setid, whiteout) = (listed(OWNER), listed(SETID_CLEARED), listed(WHITEOUT));
+    let (owner, setid) = (listed(OWNER), listed(SETID_CLEARED));
     let one = |id: &str| vec![id.to_string()];
-    for (id, on) in [(OWNER, owner), (SETID_CLEARED, setid), (WHITEOUT, whiteout)] {
+    for (id, on) in [(OWNER, owner), (SETID_CLEARED, setid)] {
         if on {
             cx.ledger.checked(&one(id));
         }
     }
+    let whiteout: Vec<String> = [WHITEOUT, WHITEOUT_INVALID].into_iter().filter(|id| listed(id)).map(String::from).collect();
+    cx.ledger.checked(&whiteout);
     for (rel, node) in &tree.nodes {
         let path = display_path(rel);
         if owner {
@@ -562,9 +572,9 @@ fn globals(cx: &mut Cx, tree: &Tree, user: User) {
                 format!("{:04o}", node.mode),
             );
         }
-        if whiteout && is_whiteout_name(rel) {
+        if !whiteout.is_empty() && is_whiteout_name(rel) {
             cx.diff(
-                &one(WHITEOUT),
+                &whiteout,
                 Aspect::Whole,
                 &path,
                 Check::Whiteout,
@@ -573,6 +583,16 @@ fn globals(cx: &mut Cx, tree: &Tree, user: User) {
             );
         }
     }
+}
+
+/// The attributes CONSUMER-XATTR-EXCLUDED names: what umoci, overlayfs
+/// in unprivileged mounts, fuse-overlayfs and containers/storage read as
+/// an owner, a mode or a redirection.
+pub fn is_owner_bearing(name: &str) -> bool {
+    name == "user.rootlesscontainers"
+        || name == "user.containers.override_stat"
+        || name.starts_with("user.overlay.")
+        || name.starts_with("user.fuseoverlayfs.")
 }
 
 fn is_whiteout_name(rel: &Path) -> bool {
