@@ -142,6 +142,102 @@ pub struct Entry {
     /// Further PAX records written as they are (e.g. `SCHILY.acl.access`).
     #[serde(default)]
     pub pax: BTreeMap<String, String>,
+    /// The sparse format, map and real size of a `sparse` entry (required
+    /// for that type, not allowed for others).
+    #[serde(default)]
+    pub sparse: Option<Sparse>,
+}
+
+/// How a `sparse` entry is written: one of GNU tar's sparse formats
+/// (https://www.gnu.org/software/tar/manual/html_node/Sparse-Formats.html).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Sparse {
+    pub format: SparseFormat,
+    /// `[offset, length]` of each stored region, in the order written;
+    /// GNU tar ends the map with `[realSize, 0]` when the file ends in a
+    /// hole, and so may a case.
+    pub map: Vec<[u64; 2]>,
+    /// The size of the file the entry expands to.
+    pub real_size: u64,
+    /// For `pax-0.1` and `pax-1.0`: the name written to the ustar header
+    /// instead of `path` (which goes into `GNU.sparse.name`); by default
+    /// `DIR/GNUSparseFile.0/BASE`, what GNU tar writes with a process ID
+    /// of 0.
+    #[serde(default)]
+    pub placeholder: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+pub enum SparseFormat {
+    /// Old GNU format: typeflag `S`, the map in the header (and extension
+    /// blocks after it), the real size in the header.
+    #[serde(rename = "gnu")]
+    Gnu,
+    /// PAX 0.0: `GNU.sparse.size`, `GNU.sparse.numblocks` and repeated
+    /// `GNU.sparse.offset` / `GNU.sparse.numbytes` records; the header
+    /// keeps the real name.
+    #[serde(rename = "pax-0.0")]
+    Pax00,
+    /// PAX 0.1: `GNU.sparse.size`, `GNU.sparse.numblocks`,
+    /// `GNU.sparse.name` and `GNU.sparse.map` records; a placeholder name.
+    #[serde(rename = "pax-0.1")]
+    Pax01,
+    /// PAX 1.0: `GNU.sparse.major=1`, `GNU.sparse.minor=0`,
+    /// `GNU.sparse.name` and `GNU.sparse.realsize` records, a placeholder
+    /// name, and the map in decimal lines at the start of the data, padded
+    /// to a 512-byte block.
+    #[serde(rename = "pax-1.0")]
+    Pax10,
+}
+
+impl Entry {
+    /// The bytes the entry stores after its header (for a sparse entry,
+    /// the stored regions, without a PAX 1.0 map): `content`, or for a
+    /// sparse entry without `content` the [`sparse_pattern`] at each
+    /// region.
+    pub fn stored_data(&self) -> Result<Vec<u8>, String> {
+        match (&self.content, &self.sparse) {
+            (Some(c), _) => decode_value(c),
+            (None, Some(s)) => Ok(s.map.iter().flat_map(|[off, len]| sparse_pattern(*off, *len)).collect()),
+            (None, None) => Ok(Vec::new()),
+        }
+    }
+
+    /// What the entry unpacks to: its content, or a sparse entry's data
+    /// expanded to its real size with zeros in the holes. Errors on a map
+    /// that is unsorted, overlapping or reaches past the real size.
+    pub fn expanded(&self) -> Result<Vec<u8>, String> {
+        let data = self.stored_data()?;
+        let Some(s) = &self.sparse else { return Ok(data) };
+        let size = usize::try_from(s.real_size).map_err(|_| "realSize too large".to_string())?;
+        let mut out = vec![0u8; size];
+        let (mut at, mut end) = (0usize, 0u64);
+        for [off, len] in &s.map {
+            if *off < end || off.checked_add(*len).is_none_or(|e| e > s.real_size) {
+                return Err(format!("sparse map entry [{off}, {len}] overlaps, is out of order or passes realSize"));
+            }
+            let (o, l) = (*off as usize, *len as usize);
+            let chunk = data.get(at..at + l).ok_or("the content is shorter than the map's regions")?;
+            out[o..o + l].copy_from_slice(chunk);
+            at += l;
+            end = off + len;
+        }
+        Ok(out)
+    }
+}
+
+/// The data stored for a sparse region `[offset, offset + length)` when a
+/// case gives no content: 16-byte lines `offset XXXXXXXX\n` naming the
+/// offset (hexadecimal) at which each line starts in the expanded file,
+/// cut to the region, so that a region applied at the wrong offset shows.
+pub fn sparse_pattern(offset: u64, length: u64) -> Vec<u8> {
+    (offset..offset + length)
+        .map(|i| {
+            let line = format!("offset {:08x}\n", i - i % 16);
+            line.as_bytes()[(i % 16) as usize]
+        })
+        .collect()
 }
 
 /// The entry's typeflag: a name, or any other single character written
@@ -156,6 +252,9 @@ pub enum EntryType {
     Char,
     Block,
     Fifo,
+    /// A sparse regular file, written in the format its `sparse` member
+    /// gives.
+    Sparse,
     Raw(u8),
 }
 
@@ -169,6 +268,9 @@ impl EntryType {
             EntryType::Block => b'4',
             EntryType::Dir => b'5',
             EntryType::Fifo => b'6',
+            // PAX sparse formats use a regular file's typeflag; the old
+            // GNU format writes `S` itself.
+            EntryType::Sparse => b'0',
             EntryType::Raw(b) => b,
         }
     }
@@ -193,10 +295,11 @@ impl<'de> Deserialize<'de> for EntryType {
             "char" => EntryType::Char,
             "block" => EntryType::Block,
             "fifo" => EntryType::Fifo,
+            "sparse" => EntryType::Sparse,
             raw if raw.len() == 1 && raw.as_bytes()[0].is_ascii_graphic() => EntryType::Raw(raw.as_bytes()[0]),
             other => {
                 return Err(de::Error::custom(format!(
-                    "unknown entry type {other:?}: expected file, dir, symlink, hardlink, char, block, fifo or one printable character (a raw typeflag)"
+                    "unknown entry type {other:?}: expected file, dir, symlink, hardlink, char, block, fifo, sparse or one printable character (a raw typeflag)"
                 )));
             }
         })
@@ -213,6 +316,7 @@ impl fmt::Display for EntryType {
             EntryType::Char => f.write_str("char"),
             EntryType::Block => f.write_str("block"),
             EntryType::Fifo => f.write_str("fifo"),
+            EntryType::Sparse => f.write_str("sparse"),
             EntryType::Raw(b) => write!(f, "typeflag {:?}", *b as char),
         }
     }
@@ -232,6 +336,11 @@ pub struct Present {
     /// writes its digest as `sha256`.
     #[serde(default)]
     pub content: Option<String>,
+    /// Instead of `content`: the file's expected content is what the last
+    /// entry of the case's layers with this name unpacks to (a sparse
+    /// entry expanded to its real size), which may be too long to write.
+    #[serde(default)]
+    pub content_of: Option<String>,
     #[serde(default)]
     pub target: Option<String>,
     #[serde(default)]
@@ -326,5 +435,29 @@ mod tests {
         let t: EntryType = serde_json::from_str("\"Z\"").unwrap();
         assert_eq!(t.typeflag(), b'Z');
         assert!(serde_json::from_str::<EntryType>("\"socket\"").is_err());
+        let t: EntryType = serde_json::from_str("\"sparse\"").unwrap();
+        assert_eq!(t, EntryType::Sparse);
+    }
+
+    #[test]
+    fn sparse_entries_expand_with_zeros_in_the_holes() {
+        assert_eq!(sparse_pattern(0, 16), b"offset 00000000\n");
+        assert_eq!(sparse_pattern(20, 6), b"et 000");
+        let e: Entry = serde_json::from_str(
+            r#"{"path": "f", "type": "sparse", "content": "abcd",
+                "sparse": {"format": "gnu", "map": [[2, 1], [5, 3], [10, 0]], "realSize": 10}}"#,
+        )
+        .unwrap();
+        assert_eq!(e.expanded().unwrap(), b"\0\0a\0\0bcd\0\0");
+        let e: Entry = serde_json::from_str(
+            r#"{"path": "f", "type": "sparse", "sparse": {"format": "pax-1.0", "map": [[4, 4], [2, 1]], "realSize": 10}}"#,
+        )
+        .unwrap();
+        assert!(e.expanded().is_err(), "an unsorted map");
+        let e: Entry = serde_json::from_str(
+            r#"{"path": "f", "type": "sparse", "sparse": {"format": "pax-0.1", "map": [[8, 4]], "realSize": 10}}"#,
+        )
+        .unwrap();
+        assert!(e.expanded().is_err(), "a region past the real size");
     }
 }

@@ -16,7 +16,7 @@ use std::process::ExitCode;
 use serde_json::{Value, json};
 use sha2::Digest as _;
 
-use crate::case::{self, Case, Compression, Entry, EntryType};
+use crate::case::{self, Case, Compression, Entry, EntryType, SparseFormat};
 use crate::expect::{Expectation, Kind, Present};
 
 /// The key producers write (ANNOTATION-KEY), used unless a case says
@@ -148,7 +148,9 @@ pub fn fixture(name: &str, case: &Case) -> Result<BTreeMap<String, Vec<u8>>, Str
         for (place, value) in places.iter_mut().zip(values) {
             if let Some(v) = value {
                 if place.insert(k.to_string(), v.clone()).is_some_and(|old| &old != v) {
-                    return Err(format!("annotation: {k} is given two values at one place (`key` names the reserved key)"));
+                    return Err(format!(
+                        "annotation: {k} is given two values at one place (`key` names the reserved key)"
+                    ));
                 }
             }
         }
@@ -233,8 +235,11 @@ pub fn expectation(name: &str, case: &Case) -> Result<Expectation, String> {
             }
             case::parse_mode(mode).map_err(|e| format!("{}: {e}", p.path))?;
         }
-        if p.content.is_some() && p.kind != Kind::File {
+        if (p.content.is_some() || p.content_of.is_some()) && p.kind != Kind::File {
             return Err(format!("{}: only a regular file has content", p.path));
+        }
+        if p.content.is_some() && p.content_of.is_some() {
+            return Err(format!("{}: give `content` or `contentOf`, not both", p.path));
         }
         if p.target.is_some() && p.kind != Kind::Symlink {
             return Err(format!("{}: only a symbolic link has a target", p.path));
@@ -242,9 +247,10 @@ pub fn expectation(name: &str, case: &Case) -> Result<Expectation, String> {
         if let Some(g) = &p.hardlink_group {
             *groups.entry(g).or_default() += 1;
         }
-        let sha256 = match &p.content {
-            Some(c) => Some(sha256(&case::decode_value(c).map_err(|e| format!("{}: {e}", p.path))?)),
-            None => None,
+        let sha256 = match (&p.content, &p.content_of) {
+            (Some(c), _) => Some(sha256(&case::decode_value(c).map_err(|e| format!("{}: {e}", p.path))?)),
+            (None, Some(name)) => Some(sha256(&content_of(case, name).map_err(|e| format!("{}: {e}", p.path))?)),
+            (None, None) => None,
         };
         present.push(Present {
             path: p.path.clone(),
@@ -278,6 +284,28 @@ pub fn expectation(name: &str, case: &Case) -> Result<Expectation, String> {
         present,
         absent: case.absent.clone(),
     })
+}
+
+/// What the last entry named `name` in the case's layers unpacks to: a
+/// regular file's content, a sparse entry expanded. Names compare as
+/// normalised relative paths (no leading `/`, no `.` components, no
+/// trailing `/`).
+fn content_of(case: &Case, name: &str) -> Result<Vec<u8>, String> {
+    fn normal(p: &str) -> Vec<&str> {
+        p.split('/').filter(|c| !c.is_empty() && *c != ".").collect()
+    }
+    let want = normal(name);
+    let entry = case
+        .layers
+        .iter()
+        .flat_map(|l| &l.entries)
+        .rev()
+        .find(|e| normal(&e.path) == want)
+        .ok_or_else(|| format!("contentOf: no entry named {name:?}"))?;
+    if !matches!(entry.kind, EntryType::File | EntryType::Sparse) {
+        return Err(format!("contentOf: the last entry named {name:?} is a {}, not a file", entry.kind));
+    }
+    entry.expanded().map_err(|e| format!("contentOf {name:?}: {e}"))
 }
 
 pub fn sha256(bytes: &[u8]) -> String {
@@ -354,9 +382,32 @@ struct Header<'a> {
     gname: &'a [u8],
     major: u32,
     minor: u32,
+    /// An old-GNU sparse header (typeflag `S`): its map and real size.
+    gnu_sparse: Option<(&'a [[u64; 2]], u64)>,
 }
 
+/// Map entries in an old-GNU sparse header, and in each extension block.
+const GNU_SPARSE_IN_HEADER: usize = 4;
+const GNU_SPARSE_PER_EXTENSION: usize = 21;
+
 impl Header<'_> {
+    /// The header block, followed for an old-GNU sparse entry with more
+    /// than four regions by its extension blocks.
+    fn blocks(&self) -> Result<Vec<u8>, String> {
+        let mut out = self.block()?.to_vec();
+        if let Some((map, _)) = self.gnu_sparse {
+            let rest: Vec<&[[u64; 2]]> =
+                map.get(GNU_SPARSE_IN_HEADER..).unwrap_or_default().chunks(GNU_SPARSE_PER_EXTENSION).collect();
+            for (i, chunk) in rest.iter().enumerate() {
+                let mut b = [0u8; BLOCK];
+                put_sparse_map(&mut b[..GNU_SPARSE_PER_EXTENSION * 24], chunk)?;
+                b[504] = u8::from(i + 1 < rest.len());
+                out.extend_from_slice(&b);
+            }
+        }
+        Ok(out)
+    }
+
     fn block(&self) -> Result<[u8; BLOCK], String> {
         let mut b = [0u8; BLOCK];
         put_bytes(&mut b[0..100], self.name, "name")?;
@@ -367,12 +418,26 @@ impl Header<'_> {
         put_octal(&mut b[136..148], self.mtime, "mtime")?;
         b[156] = self.typeflag;
         put_bytes(&mut b[157..257], self.link, "linkname")?;
-        b[257..263].copy_from_slice(b"ustar\0");
-        b[263..265].copy_from_slice(b"00");
         put_bytes(&mut b[265..297], self.uname, "uname")?;
         put_bytes(&mut b[297..329], self.gname, "gname")?;
         put_octal(&mut b[329..337], u64::from(self.major), "devmajor")?;
         put_octal(&mut b[337..345], u64::from(self.minor), "devminor")?;
+        match self.gnu_sparse {
+            None => {
+                b[257..263].copy_from_slice(b"ustar\0");
+                b[263..265].copy_from_slice(b"00");
+            }
+            Some((map, real_size)) => {
+                // The old GNU header: magic "ustar  \0"; atime, ctime,
+                // offset and longnames left zero; four map entries at 386,
+                // the extension flag at 482, the real size at 483.
+                b[257..265].copy_from_slice(b"ustar  \0");
+                let head = &map[..map.len().min(GNU_SPARSE_IN_HEADER)];
+                put_sparse_map(&mut b[386..482], head)?;
+                b[482] = u8::from(map.len() > GNU_SPARSE_IN_HEADER);
+                put_octal(&mut b[483..495], real_size, "realsize")?;
+            }
+        }
         // The checksum is computed with its own field read as spaces, and
         // written as six octal digits, a NUL and a space.
         b[148..156].fill(b' ');
@@ -389,6 +454,16 @@ fn put_bytes(field: &mut [u8], value: &[u8], what: &str) -> Result<(), String> {
         return Err(format!("{what} {:?} is longer than its header field", String::from_utf8_lossy(value)));
     }
     field[..value.len()].copy_from_slice(value);
+    Ok(())
+}
+
+/// Old-GNU sparse map entries: a 12-byte octal offset and a 12-byte octal
+/// length each.
+fn put_sparse_map(area: &mut [u8], map: &[[u64; 2]]) -> Result<(), String> {
+    for (slot, [off, len]) in area.chunks_mut(24).zip(map) {
+        put_octal(&mut slot[..12], *off, "sparse offset")?;
+        put_octal(&mut slot[12..], *len, "sparse length")?;
+    }
     Ok(())
 }
 
@@ -441,11 +516,17 @@ fn pad(out: &mut Vec<u8>) {
 
 fn write_entry(out: &mut Vec<u8>, e: &Entry) -> Result<(), String> {
     let kind = e.kind;
-    let data = match &e.content {
-        Some(c) if matches!(kind, EntryType::File | EntryType::Raw(_)) => case::decode_value(c)?,
-        Some(_) => return Err(format!("a {kind} entry has no content")),
-        None => Vec::new(),
-    };
+    if e.content.is_some() && !matches!(kind, EntryType::File | EntryType::Sparse | EntryType::Raw(_)) {
+        return Err(format!("a {kind} entry has no content"));
+    }
+    if (kind == EntryType::Sparse) != e.sparse.is_some() {
+        return Err(if kind == EntryType::Sparse {
+            "a sparse entry needs `sparse`".to_string()
+        } else {
+            format!("a {kind} entry has no `sparse`")
+        });
+    }
+    let mut data = e.stored_data()?;
     let needs_link = matches!(kind, EntryType::Symlink | EntryType::Hardlink);
     if needs_link != e.link.is_some() {
         return Err(if needs_link {
@@ -462,16 +543,105 @@ fn write_entry(out: &mut Vec<u8>, e: &Entry) -> Result<(), String> {
         None => kind.default_mode(),
     };
     let mtime = e.mtime.unwrap_or(case::DEFAULT_MTIME);
-    let path = e.path.as_bytes();
-    let link = e.link.as_deref().unwrap_or_default().as_bytes();
-    if path.is_empty() {
+    if e.path.is_empty() {
         return Err("an empty name".into());
     }
+    let link = e.link.as_deref().unwrap_or_default().as_bytes();
+
+    // A sparse entry's own PAX records come first, in the order GNU tar
+    // writes them; its header may carry a placeholder name, a map before
+    // the data (PAX 1.0) or the map itself (old GNU, typeflag `S`).
+    let mut pax: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut header_name = e.path.clone();
+    let mut typeflag = kind.typeflag();
+    let mut gnu_sparse = None;
+    if let Some(sp) = &e.sparse {
+        let stored: u64 = sp.map.iter().map(|[_, len]| len).sum();
+        if stored != data.len() as u64 {
+            return Err(format!("the sparse map's regions hold {stored} bytes, the content {}", data.len()));
+        }
+        // GNU tar reads each region's data from a fresh 512-byte block;
+        // libarchive, Go's archive/tar and Python's tarfile read the
+        // regions back to back. They agree only when every region but the
+        // last one holding data is a whole number of blocks, as GNU tar
+        // writes them.
+        let holding: Vec<u64> = sp.map.iter().map(|[_, len]| *len).filter(|len| *len > 0).collect();
+        if let Some(len) = holding.iter().rev().skip(1).find(|len| *len % BLOCK as u64 != 0) {
+            return Err(format!(
+                "a sparse region of {len} bytes before the last one: readers disagree on where the next region's data starts unless it is a multiple of 512"
+            ));
+        }
+        // GNU tar 1.34 extends the file to its real size only through a
+        // final zero-length region at the real size, which it always
+        // writes; without it, a file that ends in a hole comes out short.
+        let end = sp.map.iter().map(|[off, len]| off + len).max().unwrap_or(0);
+        if end < sp.real_size && sp.map.last() != Some(&[sp.real_size, 0]) {
+            return Err(format!(
+                "the file ends in a hole: end the map with [{}, 0], as GNU tar does (GNU tar extracts it short otherwise)",
+                sp.real_size
+            ));
+        }
+        let placeholder = || {
+            sp.placeholder.clone().unwrap_or_else(|| {
+                let trimmed = e.path.trim_end_matches('/');
+                match trimmed.rsplit_once('/') {
+                    Some((dir, base)) => format!("{dir}/GNUSparseFile.0/{base}"),
+                    None => format!("GNUSparseFile.0/{trimmed}"),
+                }
+            })
+        };
+        let mut rec = |k: &str, v: String| pax.push((k.to_string(), v.into_bytes()));
+        match sp.format {
+            SparseFormat::Gnu => {
+                if sp.placeholder.is_some() {
+                    return Err("only the PAX 0.1 and 1.0 formats write a placeholder name".into());
+                }
+                typeflag = b'S';
+                gnu_sparse = Some((sp.map.as_slice(), sp.real_size));
+            }
+            SparseFormat::Pax00 => {
+                if sp.placeholder.is_some() {
+                    return Err("only the PAX 0.1 and 1.0 formats write a placeholder name".into());
+                }
+                rec("GNU.sparse.size", sp.real_size.to_string());
+                rec("GNU.sparse.numblocks", sp.map.len().to_string());
+                for [off, len] in &sp.map {
+                    rec("GNU.sparse.offset", off.to_string());
+                    rec("GNU.sparse.numbytes", len.to_string());
+                }
+            }
+            SparseFormat::Pax01 => {
+                rec("GNU.sparse.size", sp.real_size.to_string());
+                rec("GNU.sparse.numblocks", sp.map.len().to_string());
+                rec("GNU.sparse.name", e.path.clone());
+                let map: Vec<String> = sp.map.iter().flat_map(|[o, l]| [o.to_string(), l.to_string()]).collect();
+                rec("GNU.sparse.map", map.join(","));
+                header_name = placeholder();
+            }
+            SparseFormat::Pax10 => {
+                rec("GNU.sparse.major", "1".into());
+                rec("GNU.sparse.minor", "0".into());
+                rec("GNU.sparse.name", e.path.clone());
+                rec("GNU.sparse.realsize", sp.real_size.to_string());
+                header_name = placeholder();
+                let mut map = format!("{}\n", sp.map.len()).into_bytes();
+                for [off, len] in &sp.map {
+                    map.extend_from_slice(format!("{off}\n{len}\n").as_bytes());
+                }
+                pad(&mut map);
+                map.extend_from_slice(&data);
+                data = map;
+            }
+        }
+    }
+    let path = header_name.as_bytes();
 
     // Whatever does not fit the ustar header goes into a PAX record, and
     // the header field is left zero or empty (PRODUCER-PAX-CONSISTENT).
-    let mut pax: Vec<(String, Vec<u8>)> = Vec::new();
     let name: &[u8] = if path.len() > 100 {
+        if gnu_sparse.is_some() {
+            return Err("an old-GNU sparse entry's name must fit the header (no GNU long names are written)".into());
+        }
         pax.push(("path".into(), path.to_vec()));
         &path[..100]
     } else {
@@ -533,8 +703,9 @@ fn write_entry(out: &mut Vec<u8>, e: &Entry) -> Result<(), String> {
             gname: b"",
             major: 0,
             minor: 0,
+            gnu_sparse: None,
         };
-        out.extend_from_slice(&h.block()?);
+        out.extend_from_slice(&h.blocks()?);
         out.extend_from_slice(&records);
         pad(out);
     }
@@ -545,14 +716,15 @@ fn write_entry(out: &mut Vec<u8>, e: &Entry) -> Result<(), String> {
         gid,
         size: data.len() as u64,
         mtime: header_mtime,
-        typeflag: kind.typeflag(),
+        typeflag,
         link: linkname,
         uname: &uname,
         gname: &gname,
         major: e.major,
         minor: e.minor,
+        gnu_sparse,
     };
-    out.extend_from_slice(&h.block()?);
+    out.extend_from_slice(&h.blocks()?);
     out.extend_from_slice(&data);
     pad(out);
     Ok(())
@@ -624,6 +796,53 @@ mod tests {
         assert_eq!(seen[2].1, b'2');
         assert_eq!(seen[3].1, b'3');
         assert_eq!(seen[4], ("odd".to_string(), b'Z', 0o644, Vec::new()));
+    }
+
+    #[test]
+    fn sparse_entries_are_written_as_gnu_tar_writes_them() {
+        let map = "[[512, 512], [2048, 1024], [4096, 512], [5000, 512], [8192, 100], [10000, 0]]";
+        let gnu = entry(&format!(
+            r#"{{"path": "opt/gnu", "type": "sparse", "sparse": {{"format": "gnu", "map": {map}, "realSize": 10000}}}}"#
+        ));
+        let bytes = tar_stream(std::slice::from_ref(&gnu)).unwrap();
+        // Header, one extension block holding the last two map entries,
+        // then the 2660 stored bytes in six blocks.
+        assert_eq!(bytes[156], b'S');
+        assert_eq!(&bytes[257..265], b"ustar  \0");
+        assert_eq!(&bytes[386..398], b"00000001000\0");
+        assert_eq!(bytes[482], 1);
+        assert_eq!(&bytes[483..495], b"00000023420\0");
+        assert_eq!(&bytes[512..524], b"00000020000\0");
+        assert_eq!(&bytes[512 + 48..512 + 60], &[0u8; 12]);
+        assert_eq!(bytes[512 + 504], 0);
+        assert_eq!(bytes.len(), 2 * BLOCK + 6 * BLOCK + 2 * BLOCK);
+        let mut archive = tar::Archive::new(&bytes[..]);
+        let mut e = archive.entries().unwrap().next().unwrap().unwrap();
+        assert_eq!(e.header().entry_type(), tar::EntryType::GNUSparse);
+        let mut content = Vec::new();
+        std::io::Read::read_to_end(&mut e, &mut content).unwrap();
+        assert_eq!(content, gnu.expanded().unwrap());
+
+        let pax = entry(
+            r#"{"path": "opt/pax", "type": "sparse", "sparse": {"format": "pax-1.0", "map": [[512, 1024], [4096, 10], [5000, 0]], "realSize": 5000}}"#,
+        );
+        let bytes = tar_stream(std::slice::from_ref(&pax)).unwrap();
+        let records =
+            b"22 GNU.sparse.major=1\n22 GNU.sparse.minor=0\n27 GNU.sparse.name=opt/pax\n28 GNU.sparse.realsize=5000\n";
+        assert_eq!(&bytes[BLOCK..BLOCK + records.len()], records);
+        let header = &bytes[2 * BLOCK..3 * BLOCK];
+        assert!(header.starts_with(b"opt/GNUSparseFile.0/pax\0"));
+        assert_eq!(&header[124..136], format!("{:011o}\0", BLOCK + 1034).as_bytes());
+        assert!(bytes[3 * BLOCK..].starts_with(b"3\n512\n1024\n4096\n10\n5000\n0\n\0"));
+
+        let unaligned = entry(
+            r#"{"path": "f", "type": "sparse", "sparse": {"format": "pax-0.1", "map": [[0, 100], [1000, 10], [2000, 0]], "realSize": 2000}}"#,
+        );
+        assert!(tar_stream(&[unaligned]).unwrap_err().contains("multiple of 512"));
+        let short = entry(
+            r#"{"path": "f", "type": "sparse", "sparse": {"format": "pax-0.0", "map": [[0, 512]], "realSize": 2000}}"#,
+        );
+        assert!(tar_stream(&[short]).unwrap_err().contains("[2000, 0]"));
     }
 
     #[test]
