@@ -535,7 +535,8 @@ fn globals(cx: &mut Cx, tree: &Tree, user: User) {
             cx.ledger.checked(&one(id));
         }
     }
-    let whiteout: Vec<String> = [WHITEOUT, WHITEOUT_INVALID].into_iter().filter(|id| listed(id)).map(String::from).collect();
+    let whiteout: Vec<String> =
+        [WHITEOUT, WHITEOUT_INVALID].into_iter().filter(|id| listed(id)).map(String::from).collect();
     cx.ledger.checked(&whiteout);
     for (rel, node) in &tree.nodes {
         let path = display_path(rel);
