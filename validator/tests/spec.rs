@@ -56,10 +56,15 @@ impl Row {
 /// separator, up to the first line that is not a table row.
 fn index(spec: &str) -> Vec<Row> {
     let lines: Vec<&str> = spec.lines().collect();
-    let start = lines.iter().position(|l| l.trim() == INDEX_HEADER).unwrap_or_else(|| {
-        panic!("the spec has no requirement index with the header {INDEX_HEADER:?}")
-    });
-    assert_eq!(lines.get(start + 1).map(|l| l.trim()), Some(INDEX_RULE), "the index header must be followed by {INDEX_RULE}");
+    let start = lines
+        .iter()
+        .position(|l| l.trim() == INDEX_HEADER)
+        .unwrap_or_else(|| panic!("the spec has no requirement index with the header {INDEX_HEADER:?}"));
+    assert_eq!(
+        lines.get(start + 1).map(|l| l.trim()),
+        Some(INDEX_RULE),
+        "the index header must be followed by {INDEX_RULE}"
+    );
     let mut rows = Vec::new();
     let mut seen = BTreeSet::new();
     for (n, line) in lines.iter().enumerate().skip(start + 2).take_while(|(_, l)| l.starts_with('|')) {
@@ -150,12 +155,7 @@ fn every_rule_and_schema_cites_an_existing_clause() {
     let table = table(&spec);
     let retired: BTreeSet<String> = index(&spec).into_iter().filter(Row::retired).map(|r| r.id).collect();
     for rule in single_id::rules::ALL {
-        assert!(
-            !retired.contains(rule.clause),
-            "rule {} cites {}, which the spec has retired",
-            rule.id,
-            rule.clause
-        );
+        assert!(!retired.contains(rule.clause), "rule {} cites {}, which the spec has retired", rule.id, rule.clause);
         assert!(
             table.contains_key(rule.clause),
             "rule {} cites {}, which the spec does not define",
@@ -447,8 +447,12 @@ fn every_internal_link_resolves() {
 #[test]
 fn sections_are_listed_and_cited_by_name() {
     let spec = read(SPEC);
-    let sections: Vec<String> =
-        headings(&spec).into_iter().filter(|(l, _)| *l == 2).map(|(_, t)| t).filter(|t| t != "Table of contents").collect();
+    let sections: Vec<String> = headings(&spec)
+        .into_iter()
+        .filter(|(l, _)| *l == 2)
+        .map(|(_, t)| t)
+        .filter(|t| t != "Table of contents")
+        .collect();
     for title in &sections {
         let entry = format!("- [{title}](#{})", slug(title));
         assert!(spec.lines().any(|l| l.trim() == entry), "the table of contents lacks {entry}");
@@ -462,8 +466,22 @@ fn sections_are_listed_and_cited_by_name() {
 #[test]
 fn spelling_is_american() {
     const BRITISH: [&str; 16] = [
-        "normalis", "behaviour", "recognis", "honour", "organis", "summaris", "capitalis", "serialis", "initialis",
-        "authoris", "prioritis", "standardis", "utilis", "favour", "colour", "artefact",
+        "normalis",
+        "behaviour",
+        "recognis",
+        "honour",
+        "organis",
+        "summaris",
+        "capitalis",
+        "serialis",
+        "initialis",
+        "authoris",
+        "prioritis",
+        "standardis",
+        "utilis",
+        "favour",
+        "colour",
+        "artefact",
     ];
     for doc in [SPEC, PROPOSAL] {
         for (n, line) in read(doc).lines().enumerate() {
@@ -587,9 +605,15 @@ fn proposal_examples_validate() {
 
 #[test]
 fn fence_parameters_decode_as_a_query() {
-    assert_eq!(query_decode("application/vnd.oci.image.manifest.v1%2Bjson").unwrap(), "application/vnd.oci.image.manifest.v1+json");
+    assert_eq!(
+        query_decode("application/vnd.oci.image.manifest.v1%2Bjson").unwrap(),
+        "application/vnd.oci.image.manifest.v1+json"
+    );
     assert_eq!(query_decode("A%20short+title").unwrap(), "A short title");
-    assert_eq!(query_decode("application/vnd.oci.image.manifest.v1+json").unwrap(), "application/vnd.oci.image.manifest.v1 json");
+    assert_eq!(
+        query_decode("application/vnd.oci.image.manifest.v1+json").unwrap(),
+        "application/vnd.oci.image.manifest.v1 json"
+    );
     assert!(query_decode("%2").is_err());
     assert_eq!(slug("Changes since 0.1"), "changes-since-01");
     assert_eq!(slug("No \"do not flatten\" value"), "no-do-not-flatten-value");
