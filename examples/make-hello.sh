@@ -5,7 +5,8 @@
 # digests (umoci records timestamps), so only do it to change the example.
 set -euo pipefail
 cd "$(dirname "$0")"
-key=org.opencontainers.image.id-flattening
+# The provisional key (spec: ANNOTATION-KEY), until image-spec adopts one.
+key=io.github.supercontainers.id-flattening
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 rm -rf hello

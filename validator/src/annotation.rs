@@ -1,11 +1,19 @@
-//! The `org.opencontainers.image.id-flattening` annotation: its values and
-//! how a consumer resolves what an image declares (spec section "The
-//! annotation").
+//! The id-flattening annotation: its keys, its values and how a consumer
+//! resolves what an image declares (spec section "The annotation").
 
 use serde::Serialize;
 
-/// The annotation key (ANNOTATION-KEY).
-pub const KEY: &str = "org.opencontainers.image.id-flattening";
+/// The key producers write until image-spec adopts one (ANNOTATION-KEY):
+/// a namespace of the working group the idea comes from.
+pub const KEY: &str = "io.github.supercontainers.id-flattening";
+
+/// The key proposed to image-spec. Read wherever [`KEY`] is read, as the
+/// same annotation; producers must not write it before image-spec defines
+/// it (ANNOTATION-RESERVED-KEY).
+pub const RESERVED_KEY: &str = "org.opencontainers.image.id-flattening";
+
+/// Both keys, in the order they are read.
+pub const KEYS: [&str; 2] = [KEY, RESERVED_KEY];
 
 /// A valid value, ordered from least to most cautious so that `max` picks
 /// the value a consumer must honour (ANNOTATION-CONFLICT-CAUTIOUS).
@@ -43,6 +51,8 @@ impl Value {
 pub struct Declaration {
     /// `manifest`, `config-label` or `index-descriptor`.
     pub place: &'static str,
+    /// Which of [`KEYS`] it was found under.
+    pub key: &'static str,
     /// Layout-relative file holding the declaration.
     pub file: String,
     pub value: String,
@@ -65,11 +75,17 @@ impl Declarations {
 }
 
 /// What a consumer acts on, given every raw value the image declares:
-/// absent means `allowed` (ANNOTATION-DEFAULT), an unknown value counts as
-/// `caution` (ANNOTATION-UNKNOWN), and the most cautious value wins
+/// an empty value is no declaration (ANNOTATION-EMPTY), absent means
+/// `allowed` (ANNOTATION-DEFAULT), an unknown value counts as `caution`
+/// (ANNOTATION-UNKNOWN), and the most cautious value wins
 /// (ANNOTATION-CONFLICT-CAUTIOUS).
 pub fn resolve<'a>(values: impl IntoIterator<Item = &'a str>) -> Value {
-    values.into_iter().map(|v| Value::parse(v).unwrap_or(Value::Caution)).max().unwrap_or(Value::Allowed)
+    values
+        .into_iter()
+        .filter(|v| !v.is_empty())
+        .map(|v| Value::parse(v).unwrap_or(Value::Caution))
+        .max()
+        .unwrap_or(Value::Allowed)
 }
 
 #[cfg(test)]
@@ -82,7 +98,9 @@ mod tests {
         assert_eq!(resolve(["flattened"]), Value::Flattened);
         assert_eq!(resolve(["flattened", "allowed"]), Value::Allowed);
         assert_eq!(resolve(["allowed", "caution", "flattened"]), Value::Caution);
-        assert_eq!(resolve([""]), Value::Caution);
+        assert_eq!(resolve([""]), Value::Allowed);
+        assert_eq!(resolve(["", "flattened"]), Value::Flattened);
+        assert_eq!(resolve([" caution"]), Value::Caution);
         assert_eq!(resolve(["Flattened"]), Value::Caution);
     }
 }

@@ -1,19 +1,34 @@
 //! From `index.json` to images: follows (nested) indexes to every image
 //! manifest and its config, verifying each document blob on the way.
+//!
+//! Indexes may share children, so the paths from `index.json` can be
+//! exponentially many (an index listing another ten times, which lists a
+//! third ten times, ...). The walk therefore reads each distinct document
+//! once and keeps one image per distinct manifest, with every index
+//! descriptor that points at it: work and memory grow with the number of
+//! distinct documents and descriptors, not paths.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest};
 
+use crate::annotation::{Declarations, KEYS};
 use crate::error::Error;
 use crate::layout::{Layout, blob_path};
 use crate::report::{Findings, Location};
+use crate::rules::{DESCRIPTOR_SKIPPED, INDEX_NESTING, annotation, blob, document, layout as layout_rules};
 use crate::spec::media_type::{self, Document};
-use crate::rules::{DESCRIPTOR_SKIPPED, INDEX_NESTING, blob, document, layout as layout_rules};
 
 /// The annotation that names an image in a layout.
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
 
+/// At most this many distinct id-flattening declarations found on the
+/// indexes above an image are kept per index; past it every further value
+/// is unknown, so the image is `caution` whatever the rest say.
+const MAX_INHERITED: usize = 16;
 
-/// An index entry on the way from `index.json` to an image.
+/// A descriptor in an index.
 #[derive(Clone)]
 pub struct IndexEntry {
     /// Layout-relative file of the index holding the entry.
@@ -23,13 +38,28 @@ pub struct IndexEntry {
     pub descriptor: Descriptor,
 }
 
+/// An id-flattening declaration on a descriptor of an index through which
+/// an image is reached (ANNOTATION-CONFLICT-CAUTIOUS counts it too).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Inherited {
+    pub file: String,
+    pub pointer: String,
+    /// Only the id-flattening keys of the descriptor's annotations.
+    pub map: std::collections::HashMap<String, String>,
+}
+
 /// One image: a manifest, its config, and how it was reached.
 pub struct Image {
     /// `ref.name`, with the platform when reached through a nested index,
-    /// or the manifest digest when nothing names it.
+    /// or the manifest digest when nothing names it (from the first path
+    /// that reaches it).
     pub name: String,
-    /// Index entries from `index.json` down; the last one points at the manifest.
-    pub path: Vec<IndexEntry>,
+    /// Every index descriptor that points at this manifest, the first one
+    /// found first.
+    pub referrers: Vec<IndexEntry>,
+    /// Declarations on the descriptors of indexes through which the
+    /// manifest is reached, each distinct one once.
+    pub inherited: Arc<Vec<Inherited>>,
     pub manifest: ImageManifest,
     /// `None` when the config is missing or broken (reported already).
     pub config: Option<ImageConfiguration>,
@@ -37,7 +67,7 @@ pub struct Image {
 
 impl Image {
     pub fn descriptor(&self) -> &Descriptor {
-        &self.path.last().expect("an image is reached through at least one index entry").descriptor
+        &self.referrers.first().expect("an image is reached through at least one index entry").descriptor
     }
 
     pub fn manifest_file(&self) -> String {
@@ -46,6 +76,53 @@ impl Image {
 
     pub fn config_file(&self) -> String {
         blob_path(self.manifest.config().digest())
+    }
+
+    /// Every place the image may declare id-flattening: manifest first,
+    /// then the config Labels (when the config was read), then the index
+    /// descriptors that lead to the manifest.
+    pub fn annotation_sources(&self) -> Vec<annotation::Source<'_>> {
+        let mut out = vec![annotation::Source {
+            place: "manifest",
+            file: self.manifest_file(),
+            pointer: "/annotations".into(),
+            map: self.manifest.annotations().as_ref(),
+        }];
+        if let Some(config) = &self.config {
+            out.push(annotation::Source {
+                place: "config-label",
+                file: self.config_file(),
+                pointer: "/config/Labels".into(),
+                map: config.config().as_ref().and_then(|c| c.labels().as_ref()),
+            });
+        }
+        for entry in &self.referrers {
+            out.push(annotation::Source {
+                place: "index-descriptor",
+                file: entry.file.clone(),
+                pointer: format!("{}/annotations", entry.pointer),
+                map: entry.descriptor.annotations().as_ref(),
+            });
+        }
+        for above in self.inherited.iter() {
+            out.push(annotation::Source {
+                place: "index-descriptor",
+                file: above.file.clone(),
+                pointer: format!("{}/annotations", above.pointer),
+                map: Some(&above.map),
+            });
+        }
+        out
+    }
+
+    /// What the image declares and the value a consumer acts on, with the
+    /// findings about the declarations in `f`.
+    pub fn declarations(&self, f: &mut Findings) -> Declarations {
+        let kind = match media_type::document(self.descriptor().media_type()) {
+            Document::DockerManifest => annotation::Manifest::Docker,
+            _ => annotation::Manifest::Oci,
+        };
+        annotation::check(&self.annotation_sources(), kind, &self.location(), f)
     }
 
     /// Where findings about this image point by default.
@@ -75,7 +152,13 @@ pub fn walk(layout: &Layout, selected: Option<&str>, f: &mut Findings) -> Result
     let Some(index) = layout_rules::read_index(layout, f) else {
         return Ok(Walk::default());
     };
-    let mut walker = Walker { layout, f, out: Walk::default() };
+    annotation::check_misplaced(
+        index.annotations().as_ref(),
+        "the index's own annotations",
+        &Location::file("index.json").with_pointer("/annotations"),
+        f,
+    );
+    let mut walker = Walker::new(layout, f);
     let mut refs = Vec::new();
     for (i, desc) in index.manifests().iter().enumerate() {
         let ref_name = desc.annotations().as_ref().and_then(|a| a.get(REF_NAME));
@@ -88,7 +171,7 @@ pub fn walk(layout: &Layout, selected: Option<&str>, f: &mut Findings) -> Result
         let name = ref_name.cloned().unwrap_or_else(|| desc.digest().to_string());
         walker.visit(entry, name, &mut Vec::new());
     }
-    let out = walker.out;
+    let out = walker.finish();
     if let Some(s) = selected {
         if !refs.iter().any(|r| r == s) {
             let known = if refs.is_empty() {
@@ -108,11 +191,40 @@ pub fn walk(layout: &Layout, selected: Option<&str>, f: &mut Findings) -> Result
 struct Walker<'a> {
     layout: &'a Layout,
     f: &'a mut Findings,
-    out: Walk,
+    images: Vec<Image>,
+    /// Manifest digest → position in `images`.
+    manifests: HashMap<String, usize>,
+    /// Index digests read already (or found broken).
+    indexes: HashSet<String>,
+    /// Index digest → the descriptors that point at it.
+    index_referrers: HashMap<String, Vec<IndexEntry>>,
+    /// Index digests in the order they were first read.
+    index_order: Vec<String>,
+    /// Layout-relative file → digest, for the indexes read.
+    index_files: HashMap<String, String>,
+    opaque: Vec<(Descriptor, Location)>,
+    opaque_seen: HashSet<String>,
 }
 
-impl Walker<'_> {
-    fn visit(&mut self, entry: IndexEntry, name: String, chain: &mut Vec<IndexEntry>) {
+impl<'a> Walker<'a> {
+    fn new(layout: &'a Layout, f: &'a mut Findings) -> Self {
+        Walker {
+            layout,
+            f,
+            images: Vec::new(),
+            manifests: HashMap::new(),
+            indexes: HashSet::new(),
+            index_referrers: HashMap::new(),
+            index_order: Vec::new(),
+            index_files: HashMap::new(),
+            opaque: Vec::new(),
+            opaque_seen: HashSet::new(),
+        }
+    }
+
+    /// `chain` holds the digests of the indexes on the way, for cycles and
+    /// the nesting limit.
+    fn visit(&mut self, entry: IndexEntry, name: String, chain: &mut Vec<String>) {
         let desc = &entry.descriptor;
         let loc = Location {
             image: Some(name.clone()),
@@ -122,38 +234,48 @@ impl Walker<'_> {
         };
         match media_type::document(desc.media_type()) {
             Document::Index => self.visit_index(entry, name, chain, loc),
-            Document::Manifest | Document::DockerManifest => self.visit_manifest(entry, name, chain),
+            Document::Manifest | Document::DockerManifest => self.visit_manifest(entry, name),
             Document::Other => {
                 let other = desc.media_type();
                 let message = format!(
                     "entry of media type `{other}` is not an image or index; its blob is only checked for integrity"
                 );
                 self.f.push(&DESCRIPTOR_SKIPPED, loc.clone(), message);
-                self.out.opaque.push((entry.descriptor.clone(), loc));
+                self.opaque_blob(entry.descriptor.clone(), loc);
             }
         }
     }
 
-    fn visit_index(&mut self, entry: IndexEntry, name: String, chain: &mut Vec<IndexEntry>, loc: Location) {
-        let digest = entry.descriptor.digest();
-        if chain.iter().any(|e| e.descriptor.digest() == digest) {
+    fn opaque_blob(&mut self, descriptor: Descriptor, loc: Location) {
+        if self.opaque_seen.insert(descriptor.digest().to_string()) {
+            self.opaque.push((descriptor, loc));
+        }
+    }
+
+    fn visit_index(&mut self, entry: IndexEntry, name: String, chain: &mut Vec<String>, loc: Location) {
+        let digest = entry.descriptor.digest().to_string();
+        if chain.contains(&digest) {
             self.f.push(&INDEX_NESTING, loc, format!("index {digest} contains itself"));
+            return;
+        }
+        // Reached before through another descriptor: its children are
+        // known; only this descriptor is new.
+        if !self.indexes.insert(digest.clone()) {
+            if let Some(referrers) = self.index_referrers.get_mut(&digest) {
+                referrers.push(entry);
+            }
             return;
         }
         // Real images use one or two levels.
         let max = self.layout.limits.max_index_depth;
         if chain.len() >= max {
-            self.f.push(
-                &INDEX_NESTING,
-                loc,
-                format!("indexes nest more than {max} deep (--max-index-depth raises it)"),
-            );
+            self.f.push(&INDEX_NESTING, loc, format!("indexes nest more than {max} deep (--max-index-depth raises it)"));
             return;
         }
         let Some(bytes) = blob::load_document(self.layout, &entry.descriptor, &loc, self.f) else {
             return;
         };
-        let file = blob_path(digest);
+        let file = blob_path(entry.descriptor.digest());
         let doc_loc = Location { file: Some(file.clone()), pointer: None, ..loc };
         if !document::check_media_type(&bytes, entry.descriptor.media_type(), &doc_loc, self.f) {
             return;
@@ -161,7 +283,12 @@ impl Walker<'_> {
         let Some(index) = document::parse::<ImageIndex>(&bytes, "image index", &doc_loc, self.f) else {
             return;
         };
-        chain.push(entry);
+        let own = Location { pointer: Some("/annotations".into()), ..doc_loc };
+        annotation::check_misplaced(index.annotations().as_ref(), "the index's own annotations", &own, self.f);
+        self.index_referrers.insert(digest.clone(), vec![entry]);
+        self.index_order.push(digest.clone());
+        self.index_files.insert(file.clone(), digest.clone());
+        chain.push(digest);
         for (i, desc) in index.manifests().iter().enumerate() {
             let child_name = match desc.platform() {
                 Some(p) => {
@@ -176,10 +303,14 @@ impl Walker<'_> {
         chain.pop();
     }
 
-    fn visit_manifest(&mut self, entry: IndexEntry, name: String, chain: &[IndexEntry]) {
+    fn visit_manifest(&mut self, entry: IndexEntry, name: String) {
+        let digest = entry.descriptor.digest().to_string();
+        if let Some(&i) = self.manifests.get(&digest) {
+            self.images[i].referrers.push(entry);
+            return;
+        }
         let desc = &entry.descriptor;
-        let loc =
-            Location { image: Some(name.clone()), manifest: Some(desc.digest().to_string()), ..Location::default() };
+        let loc = Location { image: Some(name.clone()), manifest: Some(digest.clone()), ..Location::default() };
         let Some(bytes) = blob::load_document(self.layout, desc, &loc, self.f) else {
             return;
         };
@@ -200,15 +331,127 @@ impl Walker<'_> {
                     "config of media type `{what}`: an artifact, not an image; its blobs are only checked for integrity"
                 ),
             );
-            let blobs = std::iter::once(config_desc).chain(manifest.layers());
-            self.out.opaque.extend(blobs.map(|d| (d.clone(), loc.clone())));
+            for d in std::iter::once(config_desc).chain(manifest.layers()) {
+                self.opaque_blob(d.clone(), loc.clone());
+            }
             return;
+        }
+        let at = |p: String| Location { pointer: Some(p), ..doc_loc.clone() };
+        annotation::check_misplaced(
+            config_desc.annotations().as_ref(),
+            "the config descriptor",
+            &at("/config/annotations".into()),
+            self.f,
+        );
+        for (i, layer) in manifest.layers().iter().enumerate() {
+            let what = format!("layer descriptor {i}");
+            annotation::check_misplaced(layer.annotations().as_ref(), &what, &at(format!("/layers/{i}/annotations")), self.f);
         }
         let config_loc = Location { file: Some(blob_path(config_desc.digest())), ..loc };
         let config = blob::load_document(self.layout, config_desc, &config_loc, self.f)
             .and_then(|b| document::parse::<ImageConfiguration>(&b, "image config", &config_loc, self.f));
-        let mut path = chain.to_vec();
-        path.push(entry);
-        self.out.images.push(Image { name, path, manifest, config });
+        self.manifests.insert(digest, self.images.len());
+        self.images.push(Image {
+            name,
+            referrers: vec![entry],
+            inherited: Arc::new(Vec::new()),
+            manifest,
+            config,
+        });
     }
+
+    /// Gives every image the declarations of the index descriptors above
+    /// it. Each index's set is computed once, from the descriptors that
+    /// point at it and the sets of the indexes holding those descriptors;
+    /// indexes are taken in an order where every index comes after those
+    /// that hold a descriptor of it (the walk admits no cycle).
+    fn finish(mut self) -> Walk {
+        let mut above: HashMap<String, Arc<Vec<Inherited>>> = HashMap::new();
+        for digest in topological(&self.index_order, &self.index_referrers, &self.index_files) {
+            let mut set = Vec::new();
+            for r in &self.index_referrers[&digest] {
+                gather(&mut set, r, &self.index_files, &above);
+            }
+            above.insert(digest, Arc::new(set));
+        }
+        for image in &mut self.images {
+            let mut set = Vec::new();
+            for r in &image.referrers {
+                if let Some(parent) = self.index_files.get(&r.file).and_then(|d| above.get(d)) {
+                    for x in parent.iter() {
+                        if set.len() < MAX_INHERITED && !set.contains(x) {
+                            set.push(x.clone());
+                        }
+                    }
+                }
+            }
+            image.inherited = Arc::new(set);
+        }
+        Walk { images: self.images, opaque: self.opaque }
+    }
+}
+
+/// Adds to `set` what descriptor `r` declares and what stands above the
+/// index holding it, each distinct (key, value) once.
+fn gather(
+    set: &mut Vec<Inherited>,
+    r: &IndexEntry,
+    files: &HashMap<String, String>,
+    above: &HashMap<String, Arc<Vec<Inherited>>>,
+) {
+    let map: HashMap<String, String> = r
+        .descriptor
+        .annotations()
+        .iter()
+        .flatten()
+        .filter(|(k, _)| KEYS.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let mut add = |x: Inherited| {
+        let dup = set.iter().any(|y| y.map == x.map);
+        if !dup && set.len() < MAX_INHERITED {
+            set.push(x);
+        }
+    };
+    if !map.is_empty() {
+        add(Inherited { file: r.file.clone(), pointer: r.pointer.clone(), map });
+    }
+    if let Some(parent) = files.get(&r.file).and_then(|d| above.get(d)) {
+        for x in parent.iter() {
+            add(x.clone());
+        }
+    }
+}
+
+/// Index digests ordered so that an index comes after every index that
+/// holds a descriptor of it.
+fn topological(
+    order: &[String],
+    referrers: &HashMap<String, Vec<IndexEntry>>,
+    files: &HashMap<String, String>,
+) -> Vec<String> {
+    // Kahn's algorithm over "parent index → child index" edges.
+    let mut pending: HashMap<&str, usize> = HashMap::new();
+    let mut children: HashMap<&str, Vec<&str>> = HashMap::new();
+    for digest in order {
+        let parents: HashSet<&str> =
+            referrers[digest].iter().filter_map(|r| files.get(&r.file)).map(String::as_str).collect();
+        pending.insert(digest, parents.len());
+        for p in parents {
+            children.entry(p).or_default().push(digest);
+        }
+    }
+    let mut ready: Vec<&str> = order.iter().map(String::as_str).filter(|d| pending[d] == 0).collect();
+    let mut out = Vec::with_capacity(order.len());
+    while let Some(d) = ready.pop() {
+        out.push(d.to_string());
+        for c in children.get(d).into_iter().flatten() {
+            let n = pending.get_mut(c).expect("every child is an index read");
+            *n -= 1;
+            if *n == 0 {
+                ready.push(c);
+            }
+        }
+    }
+    out
 }

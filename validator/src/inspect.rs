@@ -12,7 +12,7 @@ use crate::image;
 use crate::reference::Reference;
 use crate::report::{Finding, Findings, Location};
 use crate::rules::producer::{Assessment, LayerFacts};
-use crate::rules::{self, annotation};
+use crate::rules;
 use crate::scan;
 use crate::stats::{LayerStats, Tally};
 use crate::validate::{self, Options};
@@ -95,7 +95,7 @@ pub fn inspect(reference: &Reference, target: String, options: &Options) -> Resu
     let mut images = Vec::new();
     let mut notes = Findings::default();
     for img in &walk.images {
-        let declarations = annotation::check(&validate::sources(img), &img.location(), &mut notes);
+        let declarations = img.declarations(&mut notes);
         let user = img.config.as_ref().and_then(|c| c.config().as_ref()).and_then(|c| c.user().clone());
         let layers: Vec<LayerReport> = img
             .manifest

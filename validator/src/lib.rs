@@ -11,6 +11,7 @@ pub mod error;
 pub mod flatten;
 pub mod image;
 pub mod inspect;
+pub mod json;
 pub mod layer;
 pub mod layout;
 pub mod limits;

@@ -5,12 +5,16 @@
 //! each category keeps at most `max_examples` paths.
 
 use std::collections::BTreeMap;
+use std::hash::BuildHasher;
 use std::io::Read;
 
 use serde::Serialize;
 
+use crate::layer::path::escape;
 use crate::layer::{Entry, Kind, Sink, SinkError};
 use crate::report::Example;
+use crate::spec::ids;
+use crate::spec::xattr::{self, Class};
 
 /// Distinct owner (and name) pairs tracked individually; more are lumped
 /// together so that a hostile layer cannot grow the map without bound.
@@ -65,6 +69,12 @@ pub struct LayerStats {
     /// Entries whose pair was not tracked because MAX_DISTINCT was reached.
     pub other_owners: u64,
     pub names: Vec<NameTally>,
+    /// Entries named `root` whose UID (or GID, for the group name) is not 0.
+    pub root_name_mismatch: Tally,
+    /// Directories private to a non-root account (no access for others)
+    /// that hold entries the same account owns: a service's data, which
+    /// only that account may use (a reason for `caution`).
+    pub private_dirs: Tally,
     pub setuid: Tally,
     pub setgid: Tally,
     /// Entries with either bit (an entry with both counts once).
@@ -78,8 +88,9 @@ pub struct LayerStats {
     pub whiteouts: u64,
     /// `security.capability`.
     pub capabilities: Tally,
-    /// `user.rootlesscontainers`, which records original owners.
-    pub rootless_xattrs: Tally,
+    /// `user.rootlesscontainers`, `user.overlay.*` and the other `user.`
+    /// attributes that record owners or overlay state.
+    pub owner_xattrs: Tally,
     /// POSIX ACLs (PAX `SCHILY.acl.*` or `system.posix_acl_*`).
     pub acls: Tally,
     /// Other `security.*`, `trusted.*` and `system.*` attributes.
@@ -95,6 +106,29 @@ pub struct Collector {
     names: BTreeMap<(Vec<u8>, Vec<u8>), Tally>,
     /// The names of the entries just seen, counted apart until they change.
     last_names: Option<(Vec<u8>, Vec<u8>, Tally)>,
+    /// Private directories of non-root accounts seen so far (path hash →
+    /// owner, whether confirmed, path), at most MAX_DISTINCT of them.
+    private: std::collections::HashMap<u64, (u64, bool, String)>,
+    keys: std::hash::RandomState,
+}
+
+/// Longest user or group name kept as it is; longer ones are cut (a name
+/// is at most 32 bytes in a tar header, so only PAX records reach this).
+const MAX_NAME: usize = 64;
+
+/// Whether `kept` is what [`capped`] makes of `name`, without allocating.
+fn same(kept: &[u8], name: &[u8]) -> bool {
+    if name.len() <= MAX_NAME { kept == name } else { kept.len() > MAX_NAME && kept[..MAX_NAME] == name[..MAX_NAME] }
+}
+
+/// A name as kept for a report: cut to MAX_NAME bytes, marked when cut.
+fn capped(name: &[u8]) -> Vec<u8> {
+    if name.len() <= MAX_NAME {
+        return name.to_vec();
+    }
+    let mut out = name[..MAX_NAME].to_vec();
+    out.extend_from_slice("…".as_bytes());
+    out
 }
 
 impl Collector {
@@ -105,6 +139,8 @@ impl Collector {
             owners: BTreeMap::new(),
             names: BTreeMap::new(),
             last_names: None,
+            private: std::collections::HashMap::new(),
+            keys: std::hash::RandomState::new(),
         }
     }
 
@@ -117,6 +153,30 @@ impl Collector {
     fn flush_names(&mut self) {
         if let Some((u, g, t)) = self.last_names.take() {
             self.count_names((u, g), t);
+        }
+    }
+
+    /// Notes a directory private to a non-root account, and confirms it
+    /// when an entry the same account owns lies directly inside it.
+    fn private_dir(&mut self, e: &Entry) {
+        let Ok(path) = &e.path else { return };
+        if e.uid == 0 {
+            return;
+        }
+        if e.kind == Kind::Dir && e.mode & 0o007 == 0 {
+            let key = self.keys.hash_one(&path.0);
+            if self.private.len() < MAX_DISTINCT {
+                self.private.entry(key).or_insert((e.uid, false, e.display_path()));
+            }
+        }
+        let parent = self.keys.hash_one(&path.parent().0);
+        if let Some((uid, confirmed, dir)) = self.private.get_mut(&parent) {
+            if *uid == e.uid && !*confirmed {
+                *confirmed = true;
+                let detail = format!("owned by UID {uid}, which owns {} inside it", e.display_path());
+                let dir = std::mem::take(dir);
+                self.stats.private_dirs.add(self.max, || dir, || Some(detail));
+            }
         }
     }
 
@@ -142,18 +202,18 @@ impl Sink for Collector {
         }
         let max = self.max;
         let path = || e.display_path();
-        if let Some(t) = self.last_names.as_mut().filter(|(u, g, _)| *u == e.uname && *g == e.gname) {
+        if let Some(t) = self.last_names.as_mut().filter(|(u, g, _)| same(u, &e.uname) && same(g, &e.gname)) {
             // Most entries repeat the previous entry's names: count them
             // without a map lookup, and fold them in when the names change.
             t.2.add(max, path, || None);
         } else {
             self.flush_names();
-            self.last_names = Some((e.uname.clone(), e.gname.clone(), Tally::default()));
+            self.last_names = Some((capped(&e.uname), capped(&e.gname), Tally::default()));
             self.last_names.as_mut().expect("just set").2.add(max, path, || None);
         }
-        if let Some(header) = e.header_names.clone() {
+        if let Some((u, g)) = &e.header_names {
             self.count_names(
-                header,
+                (capped(u), capped(g)),
                 Tally { count: 1, examples: vec![crate::report::Example { path: path(), detail: None }] },
             );
         }
@@ -167,6 +227,11 @@ impl Sink for Collector {
         } else {
             s.other_owners += 1;
         }
+        if (e.uname == ids::ROOT && e.uid != 0) || (e.gname == ids::ROOT && e.gid != 0) {
+            s.root_name_mismatch.add(max, path, || Some(format!("{}:{} named root", e.uid, e.gid)));
+        }
+        self.private_dir(e);
+        let s = &mut self.stats;
         // Names a PAX record replaced count too (PRODUCER-NAMES names both).
         if e.mode & 0o6000 != 0 {
             s.setid_entries += 1;
@@ -192,16 +257,14 @@ impl Sink for Collector {
         if e.has_acl {
             s.acls.add(max, path, || None);
         }
-        for (name, _) in &e.xattrs {
-            match name.as_slice() {
-                b"security.capability" => s.capabilities.add(max, path, || None),
-                b"user.rootlesscontainers" => s.rootless_xattrs.add(max, path, || None),
-                b"system.posix_acl_access" | b"system.posix_acl_default" => s.acls.add(max, path, || None),
-                n if n.starts_with(b"user.") => s.user_xattrs += 1,
-                n if n.starts_with(b"security.") || n.starts_with(b"trusted.") || n.starts_with(b"system.") => {
-                    s.other_privileged_xattrs.add(max, path, || Some(crate::layer::path::escape(n)))
-                }
-                _ => {}
+        for (n, _) in &e.xattrs {
+            match xattr::classify(n) {
+                Class::Capability => s.capabilities.add(max, path, || None),
+                Class::OwnerBearing => s.owner_xattrs.add(max, path, || Some(escape(n))),
+                Class::Acl => s.acls.add(max, path, || None),
+                Class::User => s.user_xattrs += 1,
+                Class::Privileged => s.other_privileged_xattrs.add(max, path, || Some(escape(n))),
+                Class::Other => {}
             }
         }
         Ok(())
@@ -232,7 +295,9 @@ impl LayerStats {
                 (&mut out.fifos, &l.fifos),
                 (&mut out.unknown_types, &l.unknown_types),
                 (&mut out.capabilities, &l.capabilities),
-                (&mut out.rootless_xattrs, &l.rootless_xattrs),
+                (&mut out.owner_xattrs, &l.owner_xattrs),
+                (&mut out.root_name_mismatch, &l.root_name_mismatch),
+                (&mut out.private_dirs, &l.private_dirs),
                 (&mut out.acls, &l.acls),
                 (&mut out.other_privileged_xattrs, &l.other_privileged_xattrs),
             ] {

@@ -9,7 +9,7 @@ use crate::limits::Limits;
 use crate::reference::{Kind, Reference};
 use crate::report::{Findings, Groups, ImageSummary, Location, Report};
 use crate::rules::producer::{self, LayerFacts};
-use crate::rules::{DIFF_ID, LAYER_HARDLINK, annotation, layer, layout as layout_rules};
+use crate::rules::{DIFF_ID, LAYER_HARDLINK, layer, layout as layout_rules};
 use crate::scan::{self, Job, LayerScan};
 
 #[derive(Clone, Debug)]
@@ -55,7 +55,7 @@ pub fn validate(reference: &Reference, target: String, options: &Options) -> Res
 
     let mut summaries = Vec::new();
     for image in &images {
-        let declarations = annotation::check(&sources(image), &image.location(), &mut f);
+        let declarations = image.declarations(&mut f);
         let layers: Vec<Option<&LayerScan>> =
             image.manifest.layers().iter().map(|l| scans.get(&l.digest().to_string())).collect();
         check_diff_ids(image, &layers, &mut f);
@@ -144,31 +144,4 @@ fn check_lower_links(image: &Image, layers: &[Option<&LayerScan>], keys: &Random
             f.push_finding(finding);
         }
     }
-}
-
-/// Every place the image may declare id-flattening: manifest first.
-pub fn sources(image: &Image) -> Vec<annotation::Source<'_>> {
-    let mut out = vec![annotation::Source {
-        place: "manifest",
-        file: image.manifest_file(),
-        pointer: "/annotations".into(),
-        map: image.manifest.annotations().as_ref(),
-    }];
-    if let Some(config) = &image.config {
-        out.push(annotation::Source {
-            place: "config-label",
-            file: image.config_file(),
-            pointer: "/config/Labels".into(),
-            map: config.config().as_ref().and_then(|c| c.labels().as_ref()),
-        });
-    }
-    for entry in &image.path {
-        out.push(annotation::Source {
-            place: "index-descriptor",
-            file: entry.file.clone(),
-            pointer: format!("{}/annotations", entry.pointer),
-            map: entry.descriptor.annotations().as_ref(),
-        });
-    }
-    out
 }

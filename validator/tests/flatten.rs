@@ -305,7 +305,7 @@ fn multi_layer_image_flattens_to_what_the_spec_predicts() {
     assert_eq!(total["pathsDropped"]["examples"][0]["path"], "../escape");
     assert_eq!(total["setidCleared"]["count"], 3);
     assert_eq!(total["capabilitiesRemoved"]["count"], 1);
-    assert_eq!(total["rootlessXattrsRemoved"]["count"], 1);
+    assert_eq!(total["ownerXattrsRemoved"]["count"], 1);
     assert_eq!(total["aclsRemoved"]["count"], 2);
     assert_eq!(total["absoluteStripped"]["count"], 2);
     assert_eq!(total["globalHeadersDropped"], 1);

@@ -94,7 +94,9 @@ fn image_that_deserves_caution() {
     let r = &img["recommendation"];
     assert_eq!(r["value"], "caution");
     let reason = r["reason"].as_str().unwrap();
-    assert!(reason.contains("1 entries have setuid or setgid bits"), "{reason}");
+    // Set-ID programs alone are no reason for caution (the spec's table of
+    // typical images); the dedicated account is.
+    assert!(!reason.contains("setuid"), "{reason}");
     assert!(reason.contains("config.User is \"postgres\""), "{reason}");
     let a = &r["assessment"];
     assert_eq!(a["uids"], json!([0, 999]));

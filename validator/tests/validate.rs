@@ -181,10 +181,79 @@ fn unknown_and_empty_values() {
     dir.add_image(&ImageSpec::declared("capital", Some("Flattened")));
     dir.add_image(&ImageSpec::declared("empty", Some("")));
     let doc = check(&t, &["image"], 1, "unknown-value");
-    assert_eq!(rules_of(&doc), ["annotation-value", "annotation-value", "annotation-value", "annotation-value"]);
-    for image in doc["images"].as_array().unwrap() {
-        assert_eq!(image["idFlattening"]["effective"], "caution");
+    // An unknown value is an error and means caution; an empty one means
+    // absent (ANNOTATION-EMPTY): a note at each place, and `allowed`.
+    assert_eq!(
+        rules_of(&doc),
+        ["annotation-value", "annotation-value", "annotation-empty", "annotation-empty", "annotation-absent"]
+    );
+    let effective: Vec<&str> =
+        doc["images"].as_array().unwrap().iter().map(|i| i["idFlattening"]["effective"].as_str().unwrap()).collect();
+    assert_eq!(effective, ["caution", "allowed"]);
+}
+
+/// Until image-spec adopts `org.opencontainers.image.id-flattening`, an
+/// image that writes it breaks annotations.md's reservation (an error),
+/// yet consumers read it like the provisional key: here it says caution
+/// and the provisional key flattened, so the image is caution, and the two
+/// disagree (ANNOTATION-CONSISTENT).
+#[test]
+fn the_reserved_key_is_read_and_reported() {
+    let t = TestDir::new();
+    let mut oci = layout(&t);
+    let desc = oci.image(&ImageSpec::declared("latest", Some("flattened")));
+    let desc = oci.rewrite(&desc, |m| {
+        m["annotations"]["org.opencontainers.image.id-flattening"] = json!("caution");
+    });
+    oci.add(desc);
+    let doc = check(&t, &["image"], 1, "reserved-key");
+    assert_eq!(rules_of(&doc), ["annotation-reserved-key", "annotation-conflict"]);
+    assert_eq!(doc["images"][0]["idFlattening"]["effective"], "caution");
+}
+
+/// A Docker schema 2 manifest has no annotations: its config Label is a
+/// complete declaration (ANNOTATION-DOCKER), and without one the index
+/// descriptor's value alone is an error.
+#[test]
+fn docker_manifests_declare_through_the_label() {
+    let t = TestDir::new();
+    let mut oci = layout(&t);
+    for (name, label, index) in [("label", Some("flattened"), None), ("index-only", None, Some("caution"))] {
+        let mut spec = ImageSpec::declared(name, None);
+        spec.label_value = label.map(str::to_string);
+        spec.index_value = index.map(str::to_string);
+        let desc = oci.image(&spec);
+        let docker = "application/vnd.docker.distribution.manifest.v2+json";
+        let mut desc = oci.rewrite(&desc, |m| {
+            m["mediaType"] = json!(docker);
+            m["config"]["mediaType"] = json!("application/vnd.docker.container.image.v1+json");
+        });
+        desc["mediaType"] = json!(docker);
+        oci.add(desc);
     }
+    let doc = check(&t, &["image"], 1, "docker");
+    assert_eq!(rules_of(&doc), ["annotation-docker-label-missing"]);
+    assert_eq!(doc["findings"][0]["location"]["image"], "index-only");
+    let effective: Vec<&str> =
+        doc["images"].as_array().unwrap().iter().map(|i| i["idFlattening"]["effective"].as_str().unwrap()).collect();
+    assert_eq!(effective, ["flattened", "caution"]);
+}
+
+/// The key means nothing on config or layer descriptors or in an index's
+/// own annotations (ANNOTATION-PLACES): a warning where it appears.
+#[test]
+fn misplaced_declarations_are_warned_about() {
+    let t = TestDir::new();
+    let mut oci = layout(&t);
+    let desc = oci.image(&ImageSpec::declared("latest", Some("allowed")));
+    let desc = oci.rewrite(&desc, |m| {
+        m["config"]["annotations"] = json!({KEY: "caution"});
+        m["layers"][0]["annotations"] = json!({KEY: "flattened"});
+    });
+    oci.add(desc);
+    let doc = check(&t, &["image"], 0, "misplaced");
+    assert_eq!(rules_of(&doc), ["annotation-misplaced", "annotation-misplaced"]);
+    assert_eq!(doc["images"][0]["idFlattening"]["effective"], "allowed");
 }
 
 #[test]

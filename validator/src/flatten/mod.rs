@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 pub use rewrite::Changes;
 pub use write::Codec;
 
-use crate::annotation::KEY;
+use crate::annotation::{KEY, KEYS, RESERVED_KEY};
 use crate::error::Error;
 use crate::image::{self, Image, REF_NAME};
 use crate::layer::path::Normal;
@@ -367,6 +367,8 @@ struct Writer<'a> {
     layers: HashMap<LayerKey, LayerOut>,
     /// Blobs copied unchanged, by digest.
     copied_digests: HashSet<String>,
+    /// Nested indexes rebuilt: input digest → new digest and size.
+    indexes_done: HashMap<String, (String, u64)>,
     copied: Vec<CopiedBlob>,
 }
 
@@ -387,6 +389,7 @@ fn write_layout(
         progress: progress_bar(&walk.images),
         layers: HashMap::new(),
         copied_digests: HashSet::new(),
+        indexes_done: HashMap::new(),
         copied: Vec::new(),
     };
     let mut reports = Vec::new();
@@ -394,8 +397,9 @@ fn write_layout(
     let mut flattened: HashMap<(String, String), (String, u64)> = HashMap::new();
     for img in &walk.images {
         let (report, manifest) = w.image(img)?;
-        let entry = img.path.last().expect("an image is reached through at least one index entry");
-        flattened.insert((entry.file.clone(), entry.pointer.clone()), manifest);
+        for entry in &img.referrers {
+            flattened.insert((entry.file.clone(), entry.pointer.clone()), manifest.clone());
+        }
         reports.push(report);
     }
     w.progress.finish_and_clear();
@@ -453,14 +457,29 @@ fn retarget(old: &Value, media_type: &str, digest: &str, size: u64) -> Value {
     Value::Object(d)
 }
 
-/// Sets `doc.annotations[KEY]` to `flattened`, creating the map if needed.
+/// Sets `doc[member][KEY]` to `flattened`, creating the map if needed, and
+/// drops the reserved key (ANNOTATION-RESERVED-KEY).
 fn declare(doc: &mut Value, member: &str) {
     if let Some(obj) = doc.as_object_mut() {
         let map = obj.entry(member).or_insert_with(|| json!({}));
         if !map.is_object() {
             *map = json!({});
         }
-        map[KEY] = json!("flattened");
+        if let Some(m) = map.as_object_mut() {
+            m.remove(RESERVED_KEY);
+            m.insert(KEY.into(), json!("flattened"));
+        }
+    }
+}
+
+/// Removes both id-flattening keys from `doc.annotations`, where they mean
+/// nothing (ANNOTATION-PLACES): config and layer descriptors, an index's
+/// own annotations.
+fn undeclare(doc: &mut Value) {
+    if let Some(m) = doc.get_mut("annotations").and_then(Value::as_object_mut) {
+        for key in KEYS {
+            m.remove(key);
+        }
     }
 }
 
@@ -552,17 +571,20 @@ impl Writer<'_> {
         let old_config = manifest.get("config").cloned().unwrap_or(Value::Null);
         manifest["mediaType"] = json!(OCI_MANIFEST);
         manifest["config"] = retarget(&old_config, OCI_CONFIG, &config_digest, config_size);
+        undeclare(&mut manifest["config"]);
         let old_layers = manifest.get("layers").and_then(Value::as_array).cloned().unwrap_or_default();
         let new_layers: Vec<Value> = reports
             .iter()
             .enumerate()
             .map(|(i, l)| {
-                retarget(
+                let mut d = retarget(
                     old_layers.get(i).unwrap_or(&Value::Null),
                     &l.output_media_type,
                     &l.output_digest,
                     l.output_size,
-                )
+                );
+                undeclare(&mut d);
+                d
             })
             .collect();
         manifest["layers"] = json!(new_layers);
@@ -696,6 +718,7 @@ impl Writer<'_> {
         flattened: &HashMap<(String, String), (String, u64)>,
         selected: Option<&str>,
     ) -> Result<(), String> {
+        undeclare(doc);
         let old = match doc.get_mut("manifests").map(Value::take) {
             Some(Value::Array(items)) => items,
             _ => return Err(format!("{file}: the index has no manifests array")),
@@ -718,14 +741,22 @@ impl Writer<'_> {
                 serde_json::from_value(d.clone()).map_err(|e| format!("{file}: descriptor {pointer}: {e}"))?;
             match media_type {
                 OCI_INDEX | DOCKER_LIST => {
-                    let mut child = self.document(&desc, &format!("{file}: index"))?;
-                    self.index(&mut child, &blob_path(desc.digest()), flattened, None)?;
-                    child["mediaType"] = json!(OCI_INDEX);
-                    let (digest, size) = self.write_json(&child)?;
+                    // An index listed many times is rebuilt once.
+                    let (digest, size) = match self.indexes_done.get(&desc.digest().to_string()) {
+                        Some(done) => done.clone(),
+                        None => {
+                            let mut child = self.document(&desc, &format!("{file}: index"))?;
+                            self.index(&mut child, &blob_path(desc.digest()), flattened, None)?;
+                            child["mediaType"] = json!(OCI_INDEX);
+                            let done = self.write_json(&child)?;
+                            self.indexes_done.insert(desc.digest().to_string(), done.clone());
+                            done
+                        }
+                    };
                     let mut nd = retarget(&d, OCI_INDEX, &digest, size);
                     // A value here covers every image below, all flattened
                     // now (ANNOTATION-CONSISTENT).
-                    if nd.get("annotations").and_then(|a| a.get(KEY)).is_some() {
+                    if KEYS.iter().any(|k| nd.get("annotations").and_then(|a| a.get(k)).is_some()) {
                         declare(&mut nd, "annotations");
                     }
                     new.push(nd);
@@ -779,7 +810,7 @@ fn history_comment(c: &Changes, user: Option<&str>) -> String {
         (c.hardlinks_dropped.count, "hardlinks to dropped entries dropped"),
         (c.paths_dropped.count, "entries dropped (outside the root, unknown type or invalid whiteout)"),
         (
-            c.capabilities_removed.count + c.rootless_xattrs_removed.count + c.acls_removed.count,
+            c.capabilities_removed.count + c.owner_xattrs_removed.count + c.acls_removed.count,
             "ID-bearing xattrs or ACLs removed",
         ),
     ] {

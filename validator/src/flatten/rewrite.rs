@@ -9,12 +9,12 @@ use serde::Serialize;
 
 use super::write::{Header, TarWriter};
 use crate::layer::path::{Normal, escape};
-use crate::layer::{Entry, Kind, Sink, SinkError};
+use crate::layer::{Entry, Fault, Kind, Sink, SinkError};
+use crate::spec::whiteout::{self, Name};
+use crate::spec::{ids, xattr};
 use crate::report::Example;
 use crate::stats::{OwnerTally, Tally};
 
-/// The name every entry's user and group get (PRODUCER-NAMES).
-const ROOT: &[u8] = b"root";
 
 /// What flattening changed in one layer (or, summed, in an image).
 #[derive(Clone, Debug, Default, Serialize)]
@@ -42,11 +42,12 @@ pub struct Changes {
     /// Names and hardlink targets written without their leading `/`.
     pub absolute_stripped: Tally,
     pub capabilities_removed: Tally,
-    pub rootless_xattrs_removed: Tally,
+    /// `user.rootlesscontainers`, `user.overlay.*` and the other
+    /// attributes that record owners or overlay state.
+    pub owner_xattrs_removed: Tally,
     pub acls_removed: Tally,
-    /// Entries with a PAX record this tool cannot parse: that record and
-    /// the ones after it are not carried over.
-    pub pax_unread: Tally,
+    /// Sparse files, written as ordinary (dense) files.
+    pub sparse_expanded: Tally,
     pub global_headers_dropped: u64,
 }
 
@@ -66,9 +67,9 @@ impl Changes {
             (&mut self.paths_dropped, &o.paths_dropped),
             (&mut self.absolute_stripped, &o.absolute_stripped),
             (&mut self.capabilities_removed, &o.capabilities_removed),
-            (&mut self.rootless_xattrs_removed, &o.rootless_xattrs_removed),
+            (&mut self.owner_xattrs_removed, &o.owner_xattrs_removed),
             (&mut self.acls_removed, &o.acls_removed),
-            (&mut self.pax_unread, &o.pax_unread),
+            (&mut self.sparse_expanded, &o.sparse_expanded),
         ] {
             a.merge(b, max);
         }
@@ -94,14 +95,6 @@ fn add(t: &mut Tally, max: usize, path: impl FnOnce() -> String, detail: Option<
     }
 }
 
-/// Attributes that name IDs or grant privilege relative to an owner the
-/// flattened image no longer has (PRODUCER-NO-ID-XATTRS).
-fn removed_xattr(name: &[u8]) -> bool {
-    matches!(
-        name,
-        b"security.capability" | b"user.rootlesscontainers" | b"system.posix_acl_access" | b"system.posix_acl_default"
-    )
-}
 
 pub struct Rewriter<W: Write> {
     out: TarWriter<W>,
@@ -161,9 +154,6 @@ impl<W: Write> Rewriter<W> {
     }
 }
 
-const WH: &[u8] = b".wh.";
-const OPAQUE: &[u8] = b".wh..wh..opq";
-
 /// `raw` without its leading slashes (CONSUMER-ABSOLUTE: they mean the
 /// root); `None` when nothing was stripped.
 fn strip_root(raw: &[u8]) -> Option<&[u8]> {
@@ -171,13 +161,133 @@ fn strip_root(raw: &[u8]) -> Option<&[u8]> {
     (start > 0).then(|| &raw[start..])
 }
 
-impl<W: Write> Sink for Rewriter<W> {
-    fn entry(&mut self, e: &Entry, data: &mut dyn Read) -> Result<(), SinkError> {
+/// What becomes of one input entry.
+enum Admit {
+    /// Written, as a whiteout (an empty regular file) or as itself.
+    Write { whiteout: bool, link: Vec<u8> },
+    /// Dropped and counted.
+    Dropped,
+}
+
+impl<W: Write> Rewriter<W> {
+    /// Decides whether `e` is written, dropped, or refused (an entry whose
+    /// reading readers disagree on, or one that exceeds a limit, cannot be
+    /// rewritten faithfully: the output must not pick one reading).
+    fn admit(&mut self, e: &Entry) -> Result<Admit, SinkError> {
         if let Some(over) = &e.over_limit {
-            // Refused, not silently cut: the output must keep every entry.
             return Err(SinkError(format!("entry {} exceeds a limit: {over}", e.display_path())));
         }
+        if let Some(p) = e.problems.iter().find(|p| p.fault == Fault::Ambiguous) {
+            return Err(SinkError(format!(
+                "entry {}: tar readers disagree about it ({}); validate reports it as layer-ambiguous",
+                e.display_path(),
+                p.detail
+            )));
+        }
+        if let Some(why) = &e.malformed {
+            return Err(SinkError(format!("entry {}: {why}", e.display_path())));
+        }
         let max = self.max;
+        let Ok(path) = &e.path else {
+            self.drop_path(e, "name climbs above the root");
+            return Ok(Admit::Dropped);
+        };
+        if path.is_root() && e.kind != Kind::Dir {
+            self.drop_path(e, &format!("a {} cannot be the root", e.kind.name()));
+            return Ok(Admit::Dropped);
+        }
+        // Whiteouts are structure, not files: an invalid one is dropped, a
+        // valid one is written as the empty regular file layer.md describes,
+        // whatever type, content or link the input gave it.
+        if whiteout::under_whiteout(path) {
+            self.drop_path(e, "a `.wh.` name used as a directory");
+            return Ok(Admit::Dropped);
+        }
+        match whiteout::classify(path.name()) {
+            Name::Invalid(why) => {
+                self.drop_path(e, why);
+                return Ok(Admit::Dropped);
+            }
+            Name::Opaque | Name::Removes(_) => return Ok(Admit::Write { whiteout: true, link: Vec::new() }),
+            Name::Plain => {}
+        }
+        if let Kind::Other(b) = e.kind {
+            // Consumers skip unknown types (CONSUMER-UNKNOWN-TYPES); written
+            // out, a stray `L`, `K` or `x` would rename or retarget the next
+            // entry for readers that honour it.
+            self.drop_path(e, &format!("entry of unknown type {:?}", b as char));
+            return Ok(Admit::Dropped);
+        }
+        let mut link = e.link.clone().unwrap_or_default();
+        if e.kind == Kind::Hardlink {
+            let Ok(target) = Normal::parse(&link) else {
+                self.drop_path(e, &format!("hardlink target {} climbs above the root", escape(&link)));
+                return Ok(Admit::Dropped);
+            };
+            if self.dropped.contains(&target) {
+                let detail = Some(format!("target {} was dropped", target.display()));
+                add(&mut self.changes.hardlinks_dropped, max, || e.display_path(), detail);
+                self.dropped.insert(path.clone());
+                return Ok(Admit::Dropped);
+            }
+            if let Some(rest) = strip_root(&link) {
+                let detail = Some(format!("hardlink target {}", escape(&link)));
+                add(&mut self.changes.absolute_stripped, max, || e.display_path(), detail);
+                link = rest.to_vec();
+            }
+        }
+        if e.kind.is_device() {
+            add(&mut self.changes.devices_dropped, max, || e.display_path(), Some(e.kind.name().into()));
+            self.dropped.insert(path.clone());
+            return Ok(Admit::Dropped);
+        }
+        // Something exists at this path again.
+        self.dropped.remove(path);
+        Ok(Admit::Write { whiteout: false, link })
+    }
+
+    /// Counts what flattening changes about the entry's owner and mode.
+    fn count_owner_changes(&mut self, e: &Entry) {
+        if (e.uid, e.gid) != (0, 0) {
+            self.changes.owners_replaced += 1;
+        }
+        if !ids::name_ok(&e.uname, 0) || !ids::name_ok(&e.gname, 0) {
+            self.changes.names_replaced += 1;
+        }
+        if e.mode & 0o6000 != 0 {
+            add(&mut self.changes.setid_cleared, self.max, || e.display_path(), Some(format!("{:o}", e.mode)));
+        }
+    }
+
+    /// The attributes the output keeps: every one but those that carry
+    /// owners or privilege (PRODUCER-NO-ID-XATTRS, PRODUCER-NO-OWNER-XATTRS).
+    fn kept_xattrs(&mut self, e: &Entry) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let max = self.max;
+        if e.has_acl {
+            // SCHILY.acl.* records are never carried over.
+            add(&mut self.changes.acls_removed, max, || e.display_path(), None);
+        }
+        let mut kept = Vec::with_capacity(e.xattrs.len());
+        let mut acl_xattr = false;
+        for (n, v) in &e.xattrs {
+            match xattr::classify(n) {
+                xattr::Class::Capability => add(&mut self.changes.capabilities_removed, max, || e.display_path(), None),
+                xattr::Class::OwnerBearing => {
+                    add(&mut self.changes.owner_xattrs_removed, max, || e.display_path(), Some(escape(n)))
+                }
+                xattr::Class::Acl => acl_xattr = true,
+                xattr::Class::User | xattr::Class::Privileged | xattr::Class::Other => kept.push((n.clone(), v.clone())),
+            }
+        }
+        if acl_xattr && !e.has_acl {
+            add(&mut self.changes.acls_removed, max, || e.display_path(), None);
+        }
+        kept
+    }
+}
+
+impl<W: Write> Sink for Rewriter<W> {
+    fn entry(&mut self, e: &Entry, data: &mut dyn Read) -> Result<(), SinkError> {
         if e.kind == Kind::Global {
             // Readers disagree on whether global headers apply; the entries
             // already carry everything they need.
@@ -185,107 +295,28 @@ impl<W: Write> Sink for Rewriter<W> {
             return Ok(());
         }
         self.changes.entries += 1;
-        let Ok(path) = &e.path else {
-            self.drop_path(e, "name climbs above the root");
-            return Ok(());
+        let (whiteout, link) = match self.admit(e)? {
+            Admit::Write { whiteout, link } => (whiteout, link),
+            Admit::Dropped => return Ok(()),
         };
-        if path.is_root() && e.kind != Kind::Dir {
-            self.drop_path(e, &format!("a {} cannot be the root", e.kind.name()));
-            return Ok(());
-        }
-        // Whiteouts are structure, not files: an invalid one is dropped, a
-        // valid one is written as the empty regular file layer.md describes,
-        // whatever type, content or link the input gave it.
-        let whiteout = path.name().starts_with(WH);
-        if path.ancestors().any(|a| Normal(a.to_vec()).name().starts_with(WH)) {
-            self.drop_path(e, "a `.wh.` name used as a directory");
-            return Ok(());
-        }
-        if whiteout {
-            let rest = &path.name()[WH.len()..];
-            if path.name() != OPAQUE && (rest.is_empty() || rest == b"." || rest == b".." || rest.starts_with(WH)) {
-                self.drop_path(e, "not a valid whiteout name");
-                return Ok(());
-            }
-        }
-        if let Kind::Other(b) = e.kind {
-            // Consumers skip unknown types (CONSUMER-UNKNOWN-TYPES); written
-            // out, a stray `L`, `K` or `x` would rename or retarget the next
-            // entry for readers that honour it. GNU sparse files become
-            // regular files below.
-            if b != b'S' && !whiteout {
-                self.drop_path(e, &format!("entry of unknown type {:?}", b as char));
-                return Ok(());
-            }
-        }
-        let mut link = e.link.clone().unwrap_or_default();
-        if e.kind == Kind::Hardlink && !whiteout {
-            let Ok(target) = Normal::parse(&link) else {
-                self.drop_path(e, &format!("hardlink target {} climbs above the root", escape(&link)));
-                return Ok(());
-            };
-            if self.dropped.contains(&target) {
-                let detail = Some(format!("target {} was dropped", target.display()));
-                add(&mut self.changes.hardlinks_dropped, max, || e.display_path(), detail);
-                self.dropped.insert(path.clone());
-                return Ok(());
-            }
-            if let Some(rest) = strip_root(&link) {
-                link = rest.to_vec();
-            }
-        }
-        if e.kind.is_device() && !whiteout {
-            add(&mut self.changes.devices_dropped, max, || e.display_path(), Some(e.kind.name().into()));
-            self.dropped.insert(path.clone());
-            return Ok(());
-        }
-        // Something exists at this path again.
-        self.dropped.remove(path);
-
         let mut name = e.raw_path.clone();
         if let Some(rest) = strip_root(&e.raw_path) {
-            add(&mut self.changes.absolute_stripped, max, || e.display_path(), None);
+            add(&mut self.changes.absolute_stripped, self.max, || e.display_path(), None);
             name = if rest.is_empty() { b"./".to_vec() } else { rest.to_vec() };
         }
-        if e.kind == Kind::Hardlink && e.link.as_deref().and_then(strip_root).is_some() {
-            let detail = Some(format!("hardlink target {}", escape(e.link.as_deref().unwrap_or_default())));
-            add(&mut self.changes.absolute_stripped, max, || e.display_path(), detail);
-        }
-        if (e.uid, e.gid) != (0, 0) {
-            self.changes.owners_replaced += 1;
-        }
-        let ok_name = |n: &[u8]| n.is_empty() || n == ROOT;
-        if !ok_name(&e.uname) || !ok_name(&e.gname) {
-            self.changes.names_replaced += 1;
-        }
-        if e.mode & 0o6000 != 0 {
-            add(&mut self.changes.setid_cleared, max, || e.display_path(), Some(format!("{:o}", e.mode)));
-        }
-        if e.pax_unread {
-            add(&mut self.changes.pax_unread, max, || e.display_path(), None);
-        }
-        if e.has_acl {
-            // SCHILY.acl.* records are never carried over.
-            add(&mut self.changes.acls_removed, max, || e.display_path(), None);
-        }
-        let mut xattrs = Vec::with_capacity(e.xattrs.len());
-        let mut acl_xattr = false;
-        for (n, v) in &e.xattrs {
-            if !removed_xattr(n) {
-                xattrs.push((n.clone(), v.clone()));
-                continue;
-            }
-            match n.as_slice() {
-                b"security.capability" => add(&mut self.changes.capabilities_removed, max, || e.display_path(), None),
-                b"user.rootlesscontainers" => {
-                    add(&mut self.changes.rootless_xattrs_removed, max, || e.display_path(), None)
-                }
-                _ => acl_xattr = true,
+        if whiteout {
+            // Written as a regular file, it must not keep a directory's
+            // trailing slash (readers disagree on what that makes it).
+            while name.len() > 1 && name.ends_with(b"/") {
+                name.pop();
             }
         }
-        if acl_xattr && !e.has_acl {
-            add(&mut self.changes.acls_removed, max, || e.display_path(), None);
+        self.count_owner_changes(e);
+        if e.sparse {
+            // Written dense: every reader reads a regular file alike.
+            add(&mut self.changes.sparse_expanded, self.max, || e.display_path(), Some(format!("{} bytes", e.size)));
         }
+        let xattrs = self.kept_xattrs(e);
         let (typeflag, with_data) = match e.kind {
             _ if whiteout => (b'0', false),
             Kind::File => (b'0', true),
@@ -293,21 +324,19 @@ impl<W: Write> Sink for Rewriter<W> {
             Kind::Symlink => (b'2', false),
             Kind::Dir => (b'5', false),
             Kind::Fifo => (b'6', false),
-            // The tar crate hands over a GNU sparse file's expanded content.
-            Kind::Other(b'S') => (b'0', true),
-            Kind::Other(b) => (b, true),
-            // Dropped above; never written.
-            Kind::Char | Kind::Block | Kind::Global => return Ok(()),
+            // Dropped in `admit`; never written.
+            Kind::Char | Kind::Block | Kind::Global | Kind::Other(_) => return Ok(()),
         };
         let header = Header {
             name: &name,
             typeflag,
             mode: e.mode & !0o6000,
             mtime: e.mtime,
+            pax_mtime: e.pax_mtime.as_deref(),
             size: if with_data { e.size } else { 0 },
             // Symlink targets are kept byte for byte (CONSUMER-SYMLINK-TARGET).
             link: if matches!(e.kind, Kind::Hardlink | Kind::Symlink) && !whiteout { &link } else { b"" },
-            owner_name: ROOT,
+            owner_name: ids::ROOT,
             xattrs: &xattrs,
         };
         let mut tracked = Tracked { inner: data, failed: false };

@@ -194,7 +194,11 @@ pub struct Header<'a> {
     pub name: &'a [u8],
     pub typeflag: u8,
     pub mode: u32,
+    /// Whole seconds.
     pub mtime: u64,
+    /// The input's PAX `mtime` record, written back byte for byte when it
+    /// says more than the header can (a fraction, a time before the epoch).
+    pub pax_mtime: Option<&'a [u8]>,
     pub size: u64,
     pub link: &'a [u8],
     /// User and group name.
@@ -237,11 +241,17 @@ impl<W: Write> TarWriter<W> {
         } else {
             h.size
         };
-        let mtime_field = if h.mtime > MAX_OCTAL_11 {
-            pax_record(&mut pax, b"mtime", h.mtime.to_string().as_bytes());
-            0
-        } else {
-            h.mtime
+        let exact = h.pax_mtime.filter(|t| t.contains(&b'.') || t.starts_with(b"-"));
+        let mtime_field = match exact {
+            Some(text) => {
+                pax_record(&mut pax, b"mtime", text);
+                if h.mtime > MAX_OCTAL_11 || text.starts_with(b"-") { 0 } else { h.mtime }
+            }
+            None if h.mtime > MAX_OCTAL_11 => {
+                pax_record(&mut pax, b"mtime", h.mtime.to_string().as_bytes());
+                0
+            }
+            None => h.mtime,
         };
         for (name, value) in h.xattrs {
             let mut key = b"SCHILY.xattr.".to_vec();
@@ -484,13 +494,13 @@ pub fn pack(root: &Path, dest: &Path) -> io::Result<()> {
     let mut tar = TarWriter::new(BufWriter::with_capacity(1 << 16, file));
     let dir = |tar: &mut TarWriter<_>, name: &[u8]| {
         let h =
-            Header { name, typeflag: b'5', mode: 0o755, mtime: 0, size: 0, link: b"", owner_name: b"", xattrs: &[] };
+            Header { name, typeflag: b'5', mode: 0o755, mtime: 0, pax_mtime: None, size: 0, link: b"", owner_name: b"", xattrs: &[] };
         tar.entry(&h, None)
     };
     let file = |tar: &mut TarWriter<_>, name: &[u8], path: &Path| -> io::Result<()> {
         let mut f = File::open(path)?;
         let size = f.metadata()?.len();
-        let h = Header { name, typeflag: b'0', mode: 0o644, mtime: 0, size, link: b"", owner_name: b"", xattrs: &[] };
+        let h = Header { name, typeflag: b'0', mode: 0o644, mtime: 0, pax_mtime: None, size, link: b"", owner_name: b"", xattrs: &[] };
         tar.entry(&h, Some(&mut f))
     };
     file(&mut tar, b"oci-layout", &root.join("oci-layout"))?;
@@ -541,6 +551,7 @@ mod tests {
             typeflag: b'0',
             mode: 0o1755,
             mtime: 1_700_000_000,
+            pax_mtime: None,
             size: 3,
             link: b"",
             owner_name: b"root",

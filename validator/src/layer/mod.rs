@@ -5,17 +5,20 @@
 
 pub mod entry;
 pub mod path;
+pub mod tar;
 
 use std::fmt;
 use std::io::{self, BufReader, Read};
 use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::thread;
 
 use flate2::bufread::MultiGzDecoder;
 use indicatif::ProgressBar;
 
-pub use entry::{Entry, Kind};
+pub use entry::{Entry, Fault, Kind, Problem};
+use tar::{End, Meter, ReadError, TarReader};
 
 pub use crate::spec::media_type::Compression;
 
@@ -71,14 +74,6 @@ impl<R: io::BufRead> Decoder<R> {
             Decoder::Zstd(d) => d.into_inner(),
         }
     }
-
-    fn get_ref(&self) -> &R {
-        match self {
-            Decoder::Plain(r) => r,
-            Decoder::Gzip(d) => d.get_ref(),
-            Decoder::Zstd(d) => d.reader(),
-        }
-    }
 }
 
 impl<R: io::BufRead> Read for Decoder<R> {
@@ -128,19 +123,19 @@ impl fmt::Display for StreamError {
 }
 
 /// Counts compressed bytes into a progress bar (hidden unless stderr is a
-/// terminal, when an update costs one atomic add).
+/// terminal, when an update costs one atomic add) and into the meter that
+/// the expansion limits read.
 struct Tick<R> {
     inner: R,
     progress: ProgressBar,
-    /// Compressed bytes read, for the expansion limit.
-    count: u64,
+    meter: Arc<Meter>,
 }
 
 impl<R: Read> Read for Tick<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.progress.inc(n as u64);
-        self.count += n as u64;
+        self.meter.compressed.fetch_add(n as u64, Ordering::Relaxed);
         Ok(n)
     }
 }
@@ -152,6 +147,7 @@ struct Guarded {
     decoder: Decoder<BufReader<Tick<BlobReader>>>,
     out: u64,
     limits: Limits,
+    meter: Arc<Meter>,
     hit: Arc<Mutex<Option<Exceeded>>>,
 }
 
@@ -159,7 +155,9 @@ impl Read for Guarded {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.decoder.read(buf)?;
         self.out += n as u64;
-        if let Err(e) = self.limits.check_expansion(self.decoder.get_ref().get_ref().count, self.out) {
+        // Holes of sparse files count as output too: readers write them.
+        let out = self.out.saturating_add(self.meter.holes.load(Ordering::Relaxed));
+        if let Err(e) = self.limits.check_expansion(self.meter.compressed.load(Ordering::Relaxed), out) {
             *self.hit.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.clone());
             return Err(io::Error::other(e));
         }
@@ -177,7 +175,8 @@ pub fn scan(
     pipelined: bool,
     limits: &Limits,
 ) -> (BlobReader, Result<Scanned, StreamError>) {
-    let blob = Tick { inner: blob, progress: progress.clone(), count: 0 };
+    let meter = Arc::new(Meter::default());
+    let blob = Tick { inner: blob, progress: progress.clone(), meter: Arc::clone(&meter) };
     let decoder = match Decoder::new(BufReader::with_capacity(1 << 16, blob), compression) {
         Ok(d) => d,
         Err((e, inner)) => {
@@ -188,12 +187,12 @@ pub fn scan(
         }
     };
     let hit = Arc::new(Mutex::new(None));
-    let decoder = Guarded { decoder, out: 0, limits: limits.clone(), hit: Arc::clone(&hit) };
+    let decoder = Guarded { decoder, out: 0, limits: limits.clone(), meter: Arc::clone(&meter), hit: Arc::clone(&hit) };
     if !pipelined {
         // Decoders are slow at small reads (tar asks for 512 bytes at a
         // time): buffer whole chunks, as the pipelined path does.
         let diff = HashingReader::new(BufReader::with_capacity(CHUNK, decoder), Hasher::new(&DigestAlgorithm::Sha256));
-        return consume(diff, sink, limits, &hit, BufReader::into_inner);
+        return consume(diff, sink, limits, &meter, &hit, BufReader::into_inner);
     }
     // Decompression runs on its own thread, hashing and tar parsing on this
     // one: with a core to spare the stream moves at the speed of the slower
@@ -204,7 +203,7 @@ pub fn scan(
     thread::scope(|s| {
         let producer = s.spawn(move || pump(decoder, tx, spare_rx));
         let diff = HashingReader::new(Chunks::new(rx, spare_tx), Hasher::new(&DigestAlgorithm::Sha256));
-        consume(diff, sink, limits, &hit, |chunks| {
+        consume(diff, sink, limits, &meter, &hit, |chunks| {
             drop(chunks); // a producer still sending stops
             match producer.join() {
                 Ok(d) => d,
@@ -300,42 +299,37 @@ fn consume<R: Read>(
     diff: HashingReader<R>,
     sink: &mut dyn Sink,
     limits: &Limits,
+    meter: &Arc<Meter>,
     hit: &Mutex<Option<Exceeded>>,
     decoder_back: impl FnOnce(R) -> Decompressor,
 ) -> (BlobReader, Result<Scanned, StreamError>) {
-    let mut archive = tar::Archive::new(diff);
+    let mut reader = TarReader::new(diff, limits.clone(), Arc::clone(meter));
     let mut entries = 0u64;
     // The raw name of the last entry read, escaped only for an error.
     let mut last: Option<Vec<u8>> = None;
-    // Where the last entry's data (padded) ends: if the stream stops exactly
-    // there, no end-of-archive block was read.
-    let mut end_of_last = 0u64;
-    let result = (|| -> Result<(), StreamError> {
-        let fail = |e: io::Error, last: &Option<Vec<u8>>, offset: u64| StreamError {
-            offset,
-            after: last.as_deref().map(path::escape),
-            message: e.to_string(),
-            from_sink: false,
-            limit: None,
-        };
-        let iter = archive.entries().map_err(|e| fail(e, &None, 0))?;
-        for item in iter {
+    let mut result = (|| -> Result<End, StreamError> {
+        loop {
+            let fail = |e: ReadError, last: &Option<Vec<u8>>, offset: u64| {
+                let limit = match &e {
+                    ReadError::Limit(l) => Some(l.clone()),
+                    _ => None,
+                };
+                StreamError { offset, after: last.as_deref().map(path::escape), message: e.to_string(), from_sink: false, limit }
+            };
+            let entry = match reader.next_entry() {
+                Ok(Ok(entry)) => entry,
+                Ok(Err(end)) => return Ok(end),
+                Err(e) => return Err(fail(e, &last, reader.position())),
+            };
             if entries >= limits.max_entries {
                 let limit = Exceeded {
                     what: format!("the layer has more than {} entries", limits.max_entries),
                     flag: "--max-entries",
                 };
-                return Err(StreamError {
-                    message: limit.to_string(),
-                    limit: Some(limit),
-                    ..fail(io::Error::other("limit"), &last, end_of_last)
-                });
+                return Err(fail(ReadError::Limit(limit), &last, reader.position()));
             }
-            let mut e = item.map_err(|e| fail(e, &last, end_of_last))?;
-            let entry = Entry::read(&mut e, limits);
-            end_of_last = e.raw_file_position() + e.size().div_ceil(512) * 512;
-            sink.entry(&entry, &mut e).map_err(|SinkError(message)| StreamError {
-                offset: e.raw_file_position(),
+            sink.entry(&entry, &mut reader.data()).map_err(|SinkError(message)| StreamError {
+                offset: reader.position(),
                 after: last.as_deref().map(path::escape),
                 message,
                 from_sink: true,
@@ -344,15 +338,13 @@ fn consume<R: Read>(
             entries += 1;
             last = Some(entry.raw_path);
         }
-        Ok(())
     })();
     // A limit tripped inside the decoder surfaces as a read error; say which.
-    let result = result.map_err(|mut e| {
-        e.limit = e.limit.or_else(|| hit.lock().unwrap_or_else(|p| p.into_inner()).take());
-        e
-    });
-    let mut diff = archive.into_inner();
-    let result = result.and_then(|()| {
+    if let Err(e) = &mut result {
+        e.limit = e.limit.take().or_else(|| hit.lock().unwrap_or_else(|p| p.into_inner()).take());
+    }
+    let mut diff = reader.into_inner();
+    let result = result.and_then(|end| {
         let before = diff.count();
         let trailing_data = drain_zeros(&mut diff).map_err(|e| StreamError {
             offset: diff.count(),
@@ -361,10 +353,9 @@ fn consume<R: Read>(
             from_sink: false,
             limit: None,
         })?;
-        // The marker is two zero blocks; the tar reader stops after the
-        // first, so the second must be among what was left.
-        let after = diff.count() - before;
-        let missing_end_marker = before == end_of_last || (before == end_of_last + 512 && after < 512);
+        // The marker is two zero blocks; the reader stops after the first,
+        // so the second must be among what was left.
+        let missing_end_marker = end == End::Eof || diff.count() - before < 512;
         Ok((trailing_data, missing_end_marker))
     });
     let (reader, diff_id, uncompressed) = diff.into_parts();

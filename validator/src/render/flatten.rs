@@ -76,9 +76,9 @@ fn changes(out: &mut String, c: &Changes) {
         ("entries dropped (outside the root, unknown type, invalid whiteout):", &c.paths_dropped),
         ("leading / stripped from", &c.absolute_stripped),
         ("security.capability removed from", &c.capabilities_removed),
-        ("user.rootlesscontainers removed from", &c.rootless_xattrs_removed),
+        ("owner or overlay xattrs removed from", &c.owner_xattrs_removed),
         ("ACLs removed from", &c.acls_removed),
-        ("PAX records that could not be read, not carried over, on", &c.pax_unread),
+        ("sparse files written dense:", &c.sparse_expanded),
     ] {
         if t.count > 0 {
             let _ = writeln!(out, "    - {what} {}{}", t.count, super::examples(t));

@@ -89,7 +89,7 @@ fn stats(out: &mut String, s: &LayerStats) {
         ("FIFOs", &s.fifos),
         ("unknown types", &s.unknown_types),
         ("security.capability", &s.capabilities),
-        ("user.rootlesscontainers", &s.rootless_xattrs),
+        ("owner or overlay records (user.rootlesscontainers, user.overlay.*, ...)", &s.owner_xattrs),
         ("ACLs", &s.acls),
         ("other privileged xattrs", &s.other_privileged_xattrs),
     ] {

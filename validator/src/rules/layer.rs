@@ -12,18 +12,16 @@ use std::hash::{BuildHasher, RandomState};
 use std::io::Read;
 
 use super::{
-    LAYER_DUPLICATE, LAYER_HARDLINK, LAYER_HEADER_FIELD, LAYER_ID_RANGE, LAYER_PATH_ABSOLUTE, LAYER_PATH_ESCAPE,
-    LAYER_PAX_MISMATCH, LAYER_PAX_UNREAD, LAYER_WHITEOUT, LAYER_WHITEOUT_CONTENT, LIMIT_EXCEEDED,
+    LAYER_AMBIGUOUS, LAYER_DUPLICATE, LAYER_HARDLINK, LAYER_HEADER_FIELD, LAYER_ID_RANGE, LAYER_PATH_ABSOLUTE,
+    LAYER_PATH_ESCAPE, LAYER_PAX_MISMATCH, LAYER_SPARSE, LAYER_WHITEOUT, LAYER_WHITEOUT_CONTENT, LIMIT_EXCEEDED,
 };
 use crate::layer::path::Normal;
-use crate::layer::{Entry, Kind, Sink, SinkError};
+use crate::layer::{Entry, Fault, Kind, Sink, SinkError};
 use crate::report::{Groups, Location};
 
 use crate::spec::ids::MAX_ID;
 use crate::spec::whiteout::{self, Name};
 
-/// PAX keys that, in a global header, would change the entries after it.
-const ENTRY_KEYS: [&str; 8] = ["uid", "gid", "uname", "gname", "path", "linkpath", "size", "mtime"];
 
 /// What one layer created and removed, for hardlink checks across layers.
 #[derive(Default)]
@@ -109,10 +107,13 @@ impl<'a> LayerRules<'a> {
 }
 
 impl Sink for LayerRules<'_> {
-    fn entry(&mut self, e: &Entry, data: &mut dyn Read) -> Result<(), SinkError> {
+    fn entry(&mut self, e: &Entry, _data: &mut dyn Read) -> Result<(), SinkError> {
         for p in &e.problems {
-            let rule = if p.mismatch { &LAYER_PAX_MISMATCH } else { &LAYER_HEADER_FIELD };
-            let what = if p.mismatch { "a PAX record disagrees with the header" } else { "unreadable header field" };
+            let (rule, what) = match p.fault {
+                Fault::Mismatch => (&LAYER_PAX_MISMATCH, "a PAX record disagrees with the header"),
+                Fault::Unreadable => (&LAYER_HEADER_FIELD, "unreadable header field"),
+                Fault::Ambiguous => (&LAYER_AMBIGUOUS, "tar readers disagree about the entry"),
+            };
             self.add(rule, format!("{what}: {}", p.field), e, Some(p.detail.clone()));
         }
         if let Some(over) = &e.over_limit {
@@ -124,18 +125,14 @@ impl Sink for LayerRules<'_> {
             );
             return Ok(());
         }
-        if e.pax_unread {
-            let detail = Some("a value holding a newline, such as a binary xattr".to_string());
-            self.add(
-                &LAYER_PAX_UNREAD,
-                "a PAX record this tool cannot parse; later records of the entry unchecked",
-                e,
-                detail,
-            );
-        }
         if e.kind == Kind::Global {
-            check_global(self, e, data);
             return Ok(());
+        }
+        if e.sparse {
+            self.add(&LAYER_SPARSE, "sparse file (consumers expand it; some tar readers do not)", e, None);
+        }
+        if let Some(why) = &e.malformed {
+            self.add(&LAYER_HEADER_FIELD, "unreadable header field: sparse map", e, Some(why.clone()));
         }
         if e.uid > MAX_ID || e.gid > MAX_ID {
             let detail = Some(format!("{}:{}", e.uid, e.gid));
@@ -165,24 +162,6 @@ impl Sink for LayerRules<'_> {
             self.hardlink(e, &path);
         }
         Ok(())
-    }
-}
-
-/// A PAX global header (`g`) that sets entry fields: the tar crate, like
-/// several readers, ignores it; others apply it. Either way, readers disagree.
-fn check_global(rules: &mut LayerRules<'_>, e: &Entry, data: &mut dyn Read) {
-    let mut buf = Vec::new();
-    if data.take(crate::layer::entry::PAX_LIMIT as u64).read_to_end(&mut buf).is_err() {
-        return; // the stream error is reported when the scan goes on
-    }
-    let keys: Vec<String> = tar::PaxExtensions::new(&buf)
-        .filter_map(|r| r.ok())
-        .filter_map(|r| r.key().ok().map(str::to_string))
-        .filter(|k| ENTRY_KEYS.contains(&k.as_str()))
-        .collect();
-    if !keys.is_empty() {
-        let detail = Some(format!("sets {}", keys.join(", ")));
-        rules.add(&LAYER_PAX_MISMATCH, "PAX global header sets entry fields that readers apply differently", e, detail);
     }
 }
 

@@ -91,14 +91,24 @@ rules! {
         "Nested indexes form no cycle and stay within the nesting limit.";
     DESCRIPTOR_SKIPPED = "descriptor-skipped", Note, "OCI-DOCUMENTS",
         "An index entry that is neither an image manifest nor an index (an artifact, for example) is not an image and was skipped.";
+    DOCUMENT_AMBIGUOUS = "document-ambiguous", Error, "PRODUCER-UNAMBIGUOUS",
+        "No JSON object repeats a member name, exactly or up to letter case, and no member name differs only in case from one the image-spec defines: Go's encoding/json would read another value than serde does.";
     ANNOTATION_VALUE = "annotation-value", Error, "ANNOTATION-UNKNOWN",
-        "The id-flattening value is exactly `flattened`, `allowed` or `caution`.";
+        "The id-flattening value is exactly `flattened`, `allowed` or `caution` (or empty, which means absent).";
+    ANNOTATION_RESERVED_KEY = "annotation-reserved-key", Error, "ANNOTATION-RESERVED-KEY",
+        "The image declares id-flattening under the provisional key, not under `org.opencontainers.image.id-flattening`, which image-spec reserves until it adopts it.";
+    ANNOTATION_EMPTY = "annotation-empty", Note, "ANNOTATION-EMPTY",
+        "An empty id-flattening value counts as absent at its place (the way to blank out an inherited Label).";
+    ANNOTATION_MISPLACED = "annotation-misplaced", Warning, "ANNOTATION-PLACES",
+        "id-flattening appears only on manifests, config Labels and the index descriptors that lead to a manifest, not on config or layer descriptors or an index's own annotations.";
     ANNOTATION_CONFLICT = "annotation-conflict", Error, "ANNOTATION-CONSISTENT",
         "The manifest annotation, config Label and index descriptors that carry id-flattening agree.";
     ANNOTATION_LABEL_MISSING = "annotation-label-missing", Warning, "ANNOTATION-LABEL",
         "When the manifest declares id-flattening, the config repeats it in `config.Labels`.";
     ANNOTATION_MANIFEST_MISSING = "annotation-manifest-missing", Error, "ANNOTATION-MANIFEST",
-        "When a Label or index descriptor declares id-flattening, the manifest declares it too.";
+        "When a Label or index descriptor declares id-flattening, the OCI manifest declares it too.";
+    ANNOTATION_DOCKER_LABEL_MISSING = "annotation-docker-label-missing", Error, "ANNOTATION-DOCKER",
+        "A Docker schema 2 image, whose manifest has no annotations, declares id-flattening in its config Labels.";
     ANNOTATION_ABSENT = "annotation-absent", Note, "ANNOTATION-DEFAULT",
         "The image declares no id-flattening value, so consumers treat it as `allowed`.";
     LAYER_MEDIA_TYPE = "layer-media-type", Warning, "OCI-LAYER-READABLE",
@@ -112,9 +122,11 @@ rules! {
     LAYER_HEADER_FIELD = "layer-header-field", Error, "OCI-LAYER-READABLE",
         "Every numeric header field and PAX record of an entry can be read (no garbled or negative numbers).";
     LAYER_PAX_MISMATCH = "layer-pax-mismatch", Warning, "PRODUCER-PAX-CONSISTENT",
-        "A PAX `size`, `uname` or `gname` record agrees with the header field it overrides, and no PAX global header sets entry fields.";
-    LAYER_PAX_UNREAD = "layer-pax-unread", Warning, "OCI-LAYER-READABLE",
-        "Every PAX record could be read by this tool; the tar crate it uses cannot parse a value holding a newline (some binary xattrs), so fields after it went unchecked.";
+        "A PAX `size`, `uid`, `gid`, `mtime`, `uname` or `gname` record agrees with the header field it overrides (or the field is zero or empty).";
+    LAYER_AMBIGUOUS = "layer-ambiguous", Error, "PRODUCER-UNAMBIGUOUS",
+        "GNU tar, bsdtar and Go's archive/tar read every entry's name, link target, type, size and owner alike (no GNU long name against a PAX path, no NUL in PAX names, no global header setting entry fields, no unknown typeflag, no data on a link or directory).";
+    LAYER_SPARSE = "layer-sparse", Warning, "OCI-LAYER-SPARSE",
+        "The layer holds no sparse files, which layer.md advises against because tar implementations support them unevenly.";
     LAYER_ID_RANGE = "layer-id-range", Warning, "PRODUCER-ID-RANGE",
         "Every UID and GID fits the 32-bit IDs that Linux consumers can represent.";
     DIFF_ID = "diff-id", Error, "OCI-DIFF-ID",
@@ -136,19 +148,21 @@ rules! {
     FLATTENED_ROOT_IDS = "flattened-root-ids", Warning, "PRODUCER-ROOT-IDS",
         "The single UID and GID of a `flattened` image are 0:0.";
     FLATTENED_NAMES = "flattened-names", Error, "PRODUCER-NAMES",
-        "Every uname and gname of a `flattened` image is empty or `root`.";
+        "Every uname and gname of a `flattened` image is empty, or `root` where the corresponding ID is 0.";
     FLATTENED_SETID = "flattened-setid", Error, "PRODUCER-NO-SETID",
         "No entry of a `flattened` image has the setuid or setgid bit.";
     FLATTENED_DEVICES = "flattened-devices", Warning, "PRODUCER-NO-DEVICES",
         "A `flattened` image contains no character or block devices.";
     FLATTENED_ID_XATTRS = "flattened-id-xattrs", Warning, "PRODUCER-NO-ID-XATTRS",
-        "No entry of a `flattened` image carries `security.capability`, `user.rootlesscontainers` or an ACL.";
-    FLATTENED_CONFIG_USER = "flattened-config-user", Error, "PRODUCER-CONFIG-USER",
-        "The config of a `flattened` image has `config.User` empty, `root`, `0` or `0:0`.";
+        "No entry of a `flattened` image carries `security.capability` or an ACL.";
+    FLATTENED_OWNER_XATTRS = "flattened-owner-xattrs", Error, "PRODUCER-NO-OWNER-XATTRS",
+        "No entry of a `flattened` image carries `user.rootlesscontainers`, `user.overlay.*`, `user.containers.override_stat` or `user.fuseoverlayfs.*`, which record owners or overlay state.";
+    FLATTENED_CONFIG_USER = "flattened-config-user", Warning, "PRODUCER-CONFIG-USER",
+        "The config of a `flattened` image has `config.User` absent, empty, or root by number or name (`0`, `root`, `0:0`, `root:root`, `0:root`, `root:0`).";
     LIMIT_EXCEEDED = "limit-exceeded", Error, "CONSUMER-LIMITS",
         "Documents, layers and entries stay within the resource limits (each names the flag that raises it); a layer past one is not read further.";
     CAUTION_CANDIDATE = "caution-candidate", Note, "PRODUCER-DECLARE-CAUTION",
-        "An image not declared `caution` has set-ID files or runs as a non-root user, which flattening changes.";
+        "An image not declared `caution` runs as a non-root account, or has a directory private to a non-root account that owns what is inside: flattening takes both away.";
 }
 
 /// Looks a rule up by identifier.

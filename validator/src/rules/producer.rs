@@ -7,16 +7,13 @@ use serde::Serialize;
 
 use super::{
     CAUTION_CANDIDATE, FLATTENED_CONFIG_USER, FLATTENED_DEVICES, FLATTENED_ID_XATTRS, FLATTENED_NAMES,
-    FLATTENED_ROOT_IDS, FLATTENED_SETID, FLATTENED_SINGLE_ID, Rule,
+    FLATTENED_OWNER_XATTRS, FLATTENED_ROOT_IDS, FLATTENED_SETID, FLATTENED_SINGLE_ID, Rule,
 };
 use crate::annotation::Value;
 use crate::report::{Example, Finding, Findings, Location};
 use crate::stats::{LayerStats, Tally};
 
-/// `config.User` values a flattened image may have (PRODUCER-CONFIG-USER).
-pub fn root_user(user: Option<&str>) -> bool {
-    matches!(user, None | Some("" | "root" | "0" | "0:0"))
-}
+pub use crate::spec::ids::root_user;
 
 /// One layer's statistics with where findings about it point.
 pub struct LayerFacts<'a> {
@@ -45,10 +42,17 @@ pub struct Assessment {
     pub gids: Vec<u64>,
     /// Entries whose owner pair was not tracked individually.
     pub untracked_owners: u64,
+    /// Entries with a name other than empty or `root`, or named `root`
+    /// with a non-zero ID.
     pub bad_names: u64,
     pub setid: u64,
     pub devices: u64,
+    /// `security.capability` and ACLs.
     pub id_xattrs: u64,
+    /// `user.rootlesscontainers`, `user.overlay.*` and the like.
+    pub owner_xattrs: u64,
+    /// Directories private to a non-root account that owns what is inside.
+    pub private_dirs: Tally,
     pub config_user: Option<String>,
 }
 
@@ -62,9 +66,12 @@ impl Assessment {
             a.untracked_owners += s.other_owners;
             a.bad_names +=
                 s.names.iter().filter(|n| !ok_name(&n.uname) || !ok_name(&n.gname)).map(|n| n.tally.count).sum::<u64>();
+            a.bad_names += s.root_name_mismatch.count;
             a.setid += s.setid_entries;
             a.devices += s.devices.count;
-            a.id_xattrs += s.capabilities.count + s.rootless_xattrs.count + s.acls.count;
+            a.id_xattrs += s.capabilities.count + s.acls.count;
+            a.owner_xattrs += s.owner_xattrs.count;
+            a.private_dirs.merge(&s.private_dirs, 3);
         }
         a
     }
@@ -76,7 +83,7 @@ impl Assessment {
             && self.untracked_owners == 0
             && self.bad_names == 0
             && self.setid == 0
-            && root_user(self.config_user.as_deref())
+            && self.owner_xattrs == 0
     }
 
     /// Every MUST and SHOULD holds: the image could declare `flattened`.
@@ -86,18 +93,35 @@ impl Assessment {
             && self.gids.iter().all(|g| *g == 0)
             && self.devices == 0
             && self.id_xattrs == 0
+            && root_user(self.config_user.as_deref())
     }
 
-    /// Reasons flattening would change how the image behaves.
+    /// Reasons flattening would break how the image is meant to behave
+    /// (the spec's table of typical images): it runs as a dedicated
+    /// account, or a service account owns data only it may use. Set-ID
+    /// programs and set-group-ID directories of a base system are not
+    /// reasons; a single-ID consumer clears the bits and the system still
+    /// works for the one user there is.
     pub fn caution_reasons(&self) -> Vec<String> {
         let mut out = Vec::new();
-        if self.setid > 0 {
-            out.push(format!("{} entries have setuid or setgid bits, which a single-ID consumer clears", self.setid));
-        }
         if !root_user(self.config_user.as_deref()) {
             let user = self.config_user.as_deref().unwrap_or_default();
             out.push(format!(
                 "config.User is {user:?}: the image runs as a dedicated account, which flattening removes"
+            ));
+        }
+        if self.private_dirs.count > 0 {
+            let dirs: Vec<String> = self
+                .private_dirs
+                .examples
+                .iter()
+                .map(|e| format!("{} ({})", e.path, e.detail.as_deref().unwrap_or_default()))
+                .collect();
+            out.push(format!(
+                "{} director{} private to a non-root account that owns what is inside ({}): once flattened, the service that account runs no longer owns its data alone",
+                self.private_dirs.count,
+                if self.private_dirs.count == 1 { "y is" } else { "ies are" },
+                dirs.join("; ")
             ));
         }
         out
@@ -225,6 +249,10 @@ pub fn check(
                 format!("entries name user {:?} and group {:?}; only \"\" and \"root\" are allowed", n.uname, n.gname);
             f.push_finding(tally_finding(&FLATTENED_NAMES, &l.at, msg, &n.tally));
         }
+        if s.root_name_mismatch.count > 0 {
+            let msg = "entries are named \"root\" but their ID is not 0".to_string();
+            f.push_finding(tally_finding(&FLATTENED_NAMES, &l.at, msg, &s.root_name_mismatch));
+        }
         for (bit, t) in [("setuid", &s.setuid), ("setgid", &s.setgid)] {
             if t.count > 0 {
                 f.push_finding(tally_finding(&FLATTENED_SETID, &l.at, format!("entries have the {bit} bit"), t));
@@ -238,14 +266,14 @@ pub fn check(
                 &s.devices,
             ));
         }
-        for (name, t) in [
-            ("security.capability", &s.capabilities),
-            ("user.rootlesscontainers", &s.rootless_xattrs),
-            ("a POSIX ACL", &s.acls),
-        ] {
+        for (name, t) in [("security.capability", &s.capabilities), ("a POSIX ACL", &s.acls)] {
             if t.count > 0 {
                 f.push_finding(tally_finding(&FLATTENED_ID_XATTRS, &l.at, format!("entries carry {name}"), t));
             }
+        }
+        if s.owner_xattrs.count > 0 {
+            let msg = "entries carry attributes that record owners or overlay state".to_string();
+            f.push_finding(tally_finding(&FLATTENED_OWNER_XATTRS, &l.at, msg, &s.owner_xattrs));
         }
     }
     if !root_user(config_user) {

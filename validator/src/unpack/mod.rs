@@ -21,7 +21,7 @@ use crate::layer::{self, Compression};
 use crate::layout::Layout;
 use crate::reference::Reference;
 use crate::report::Findings;
-use crate::rules::{Severity, annotation, blob};
+use crate::rules::{Severity, blob};
 use crate::validate;
 
 #[derive(Clone, Debug, Default)]
@@ -75,7 +75,7 @@ pub fn unpack(reference: &Reference, dest: &Path, options: &Options) -> Result<U
     if !problems.is_empty() || image.config.is_none() {
         return Err(Failure::Failed(format!("image {} is not valid: {}", image.name, problems.join("; "))));
     }
-    let declarations = annotation::check(&validate::sources(&image), &image.location(), &mut Findings::default());
+    let declarations = image.declarations(&mut Findings::default());
     let notice = policy(&image, &declarations, options.confirm_flatten)?;
     let created = prepare(dest)?;
     let result = apply(&layout, &image, dest, options);

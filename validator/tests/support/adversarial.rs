@@ -465,7 +465,7 @@ fn path_cases() -> Vec<Case> {
                 );
             },
             outcome(
-                validate(1, &["layer-duplicate", "layer-path-absolute"]),
+                validate(1, &["layer-ambiguous", "layer-duplicate", "layer-path-absolute"]),
                 inspect(0),
                 json!({"exit": 0, "present": [f("keep", "keep")], "stdout_contains": ["rejected entries: 3"]}),
                 flatten_refuse_or_clean(),
@@ -720,7 +720,7 @@ fn header_cases() -> Vec<Case> {
                 image(at, ALLOWED, vec![gz(&specs)]);
             },
             outcome(
-                validate(1, &["caution-candidate", "layer-path-escape"]),
+                validate(1, &["layer-path-escape"]),
                 inspect(0),
                 json!({"exit": 0, "present": [f("n/bad-utf8-\\xff\\xfe", "x"), f("n/esc-\\x1b[2J\\x1b]0;pwned\\x07", "x"),
                        f("n/pax-\\x1b[5m\\xff\\x07", "x"), l("n/link", "\\x1b[2J\\x07target")]}),

@@ -14,7 +14,7 @@ use std::process::{Command, Output};
 
 use serde_json::{Value, json};
 
-pub const KEY: &str = "org.opencontainers.image.id-flattening";
+pub use single_id::annotation::KEY;
 pub const REF: &str = "org.opencontainers.image.ref.name";
 
 /// Root of the repository (the workspace).
