@@ -200,8 +200,9 @@ pub fn fold(name: &str) -> String {
 /// but the classes are the same: checked against go1.19's
 /// `unicode.SimpleFold` for every character, they agree on all of Unicode
 /// 13 (go1.19's version) and differ only in joining 95 case pairs that
-/// Unicode added later (Glagolitic, Vithkuqi, Garay, Latin extensions),
-/// which newer Go versions join too. `ſ` and `K` are the only characters
+/// Unicode added after it (Cyrillic Extended-C, Glagolitic, Latin
+/// Extended-D, Vithkuqi, Garay, Beria Erfe), as Go does once its Unicode
+/// tables have them. `ſ` and `K` are the only characters
 /// outside ASCII that go1.19's encoding/json matches to an ASCII field
 /// name (also checked for every character).
 pub fn fold_char(c: char) -> char {
