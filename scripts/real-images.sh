@@ -3,6 +3,9 @@
 # "Typical images" table, for validator/tests/recommend.rs:
 #
 #   OUTDIR/base          debootstrap --variant=minbase bookworm, packed by umoci
+#   OUTDIR/base-apt      base + apt-get update, clean and the usual removal of
+#                        the lists: what apt leaves in any Debian image that ran
+#                        it (its private download directory, 0700 _apt:root)
 #   OUTDIR/service       base + an account svc (999) owning /var/lib/svc (0700)
 #   OUTDIR/user          base + an account app (1000), config.User 1000
 #   OUTDIR/setgid-dirs   a few files and /var/mail, /var/local (2775, 0:8, 0:50)
@@ -33,7 +36,7 @@ nobody=65534
 # command:debian-package
 required=(debootstrap:debootstrap umoci:umoci skopeo:skopeo ch-image:charliecloud
   docker-registry:docker-registry curl:curl openssl:openssl /usr/bin/python3:python3
-  setpriv:util-linux flock:util-linux useradd:passwd groupadd:passwd)
+  setpriv:util-linux flock:util-linux useradd:passwd groupadd:passwd chroot:coreutils)
 missing=()
 for pair in "${required[@]}"; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair%%:*} (Debian package ${pair#*:})")
@@ -123,6 +126,21 @@ build_base() {
   mv "$rootfs" "$bundle/rootfs"
   umoci repack --history.created_by "debootstrap --variant=minbase $suite" --image "$tmp:base" "$bundle"
   finish base
+}
+
+build_base_apt() {
+  built base-apt && return
+  local tmp=$out/.base-apt.tmp bundle=$work/base-apt-bundle
+  from_base base-apt "$bundle"
+  # As a Dockerfile's RUN would, in the image's own root (its sources.list
+  # names the mirror debootstrap used; its resolv.conf is the host's).
+  local cmd='apt-get update -q && apt-get clean && rm -rf /var/lib/apt/lists/*'
+  chroot "$bundle/rootfs" /bin/sh -c "$cmd" >"$work/apt.log" 2>&1 || {
+    tail -n 30 "$work/apt.log" >&2
+    die "apt-get in the base image failed (log above)"
+  }
+  umoci repack --history.created_by "$cmd" --image "$tmp:base-apt" "$bundle"
+  finish base-apt
 }
 
 build_service() {
@@ -236,6 +254,7 @@ DOCKERFILE
 }
 
 build_base
+build_base_apt
 build_service
 build_user
 build_setgid_dirs
