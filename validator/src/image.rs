@@ -15,6 +15,7 @@ use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest}
 
 use crate::annotation::{Declarations, KEYS};
 use crate::error::Error;
+use crate::json;
 use crate::layout::{Layout, blob_path};
 use crate::report::{Findings, Location};
 use crate::rules::{DESCRIPTOR_SKIPPED, INDEX_NESTING, annotation, blob, document, layout as layout_rules};
@@ -42,7 +43,11 @@ pub struct IndexEntry {
 /// an image is reached (ANNOTATION-CONFLICT-CAUTIOUS counts it too).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Inherited {
+    /// `index-descriptor`, or for another reading of a document, the place
+    /// it was found at (`manifest`, `config-label`).
+    pub place: &'static str,
     pub file: String,
+    /// JSON pointer of the annotation map.
     pub pointer: String,
     /// Only the id-flattening keys of the descriptor's annotations.
     pub map: std::collections::HashMap<String, String>,
@@ -63,6 +68,13 @@ pub struct Image {
     pub manifest: ImageManifest,
     /// `None` when the config is missing or broken (reported already).
     pub config: Option<ImageConfiguration>,
+    /// Values that Go's JSON readers take where serde reads another (or
+    /// none), at the manifest, config and referring descriptors, each a
+    /// place of its own (PRODUCER-UNAMBIGUOUS: the most cautious reading
+    /// governs).
+    pub other_readings: Vec<Inherited>,
+    /// Some reader may find no value at any place, though serde finds one.
+    pub may_read_absent: bool,
 }
 
 impl Image {
@@ -104,11 +116,19 @@ impl Image {
                 map: entry.descriptor.annotations().as_ref(),
             });
         }
+        for other in &self.other_readings {
+            out.push(annotation::Source {
+                place: other.place,
+                file: other.file.clone(),
+                pointer: other.pointer.clone(),
+                map: Some(&other.map),
+            });
+        }
         for above in self.inherited.iter() {
             out.push(annotation::Source {
-                place: "index-descriptor",
+                place: above.place,
                 file: above.file.clone(),
-                pointer: format!("{}/annotations", above.pointer),
+                pointer: above.pointer.clone(),
                 map: Some(&above.map),
             });
         }
@@ -122,7 +142,12 @@ impl Image {
             Document::DockerManifest => annotation::Manifest::Docker,
             _ => annotation::Manifest::Oci,
         };
-        annotation::check(&self.annotation_sources(), kind, &self.location(), f)
+        let mut d = annotation::check(&self.annotation_sources(), kind, &self.location(), f);
+        if self.may_read_absent {
+            // A reader that finds no value treats the image as `allowed`.
+            d.effective = d.effective.max(crate::annotation::Value::Allowed);
+        }
+        d
     }
 
     /// Where findings about this image point by default.
@@ -149,7 +174,7 @@ pub struct Walk {
 /// A selection that names no image is an error: the user asked for
 /// something that is not there.
 pub fn walk(layout: &Layout, selected: Option<&str>, f: &mut Findings) -> Result<Walk, Error> {
-    let Some(index) = layout_rules::read_index(layout, f) else {
+    let Some((index, bytes)) = layout_rules::read_index(layout, f) else {
         return Ok(Walk::default());
     };
     annotation::check_misplaced(
@@ -159,6 +184,7 @@ pub fn walk(layout: &Layout, selected: Option<&str>, f: &mut Findings) -> Result
         f,
     );
     let mut walker = Walker::new(layout, f);
+    walker.descriptor_readings("index.json", &bytes, &index);
     let mut refs = Vec::new();
     for (i, desc) in index.manifests().iter().enumerate() {
         let ref_name = desc.annotations().as_ref().and_then(|a| a.get(REF_NAME));
@@ -204,6 +230,34 @@ struct Walker<'a> {
     index_files: HashMap<String, String>,
     opaque: Vec<(Descriptor, Location)>,
     opaque_seen: HashSet<String>,
+    /// What other JSON readers read at an annotation map (file, pointer),
+    /// where that differs from serde's reading.
+    readings: HashMap<(String, String), Reading>,
+}
+
+/// Another reader's view of one annotation map: values serde did not
+/// read, and whether the reader may find no value at all.
+#[derive(Clone, Debug, Default)]
+struct Reading {
+    others: Vec<(&'static str, String)>,
+    absent: bool,
+}
+
+impl Reading {
+    /// Compares every reader's values of both keys (`readings`, in the order
+    /// of [`KEYS`]) with serde's map.
+    fn new(readings: &[json::Readings], serde: Option<&HashMap<String, String>>) -> Reading {
+        let mut others = Vec::new();
+        for (key, r) in KEYS.iter().zip(readings) {
+            for v in &r.values {
+                let seen = serde.and_then(|m| m.get(*key)) == Some(v);
+                if !seen && !others.iter().any(|(k, x)| k == key && x == v) {
+                    others.push((*key, v.clone()));
+                }
+            }
+        }
+        Reading { others, absent: readings.iter().all(|r| r.may_be_absent) }
+    }
 }
 
 impl<'a> Walker<'a> {
@@ -219,7 +273,40 @@ impl<'a> Walker<'a> {
             index_files: HashMap::new(),
             opaque: Vec::new(),
             opaque_seen: HashSet::new(),
+            readings: HashMap::new(),
         }
+    }
+
+    /// Other readers' values at the descriptors of the index in `file`,
+    /// looked for only when the document has members readers take
+    /// differently (PRODUCER-UNAMBIGUOUS; reported by `check_readers`).
+    fn descriptor_readings(&mut self, file: &str, bytes: &[u8], index: &ImageIndex) {
+        if json::ambiguities(bytes).is_ok_and(|a| a.is_empty()) {
+            return;
+        }
+        let per_key: Vec<Vec<json::Readings>> = KEYS
+            .iter()
+            .map(|k| json::values_in_each(bytes, &["manifests"], &["annotations"], k).unwrap_or_default())
+            .collect();
+        let longest = per_key.iter().map(Vec::len).max().unwrap_or(0);
+        for i in 0..longest {
+            let readings: Vec<json::Readings> = per_key.iter().map(|r| r.get(i).cloned().unwrap_or_default()).collect();
+            let serde = index.manifests().get(i).and_then(|d| d.annotations().as_ref());
+            let reading = Reading::new(&readings, serde);
+            self.readings.insert((file.to_string(), format!("/manifests/{i}/annotations")), reading);
+        }
+    }
+
+    /// Other readers' values at the annotation map at `path` of a manifest
+    /// or config, when the document has members they take differently.
+    fn document_readings(&mut self, file: &str, bytes: &[u8], path: &[&str], serde: Option<&HashMap<String, String>>) {
+        if json::ambiguities(bytes).is_ok_and(|a| a.is_empty()) {
+            return;
+        }
+        let readings: Vec<json::Readings> =
+            KEYS.iter().map(|k| json::values_at(bytes, path, k).unwrap_or_default()).collect();
+        let pointer = format!("/{}", path.join("/"));
+        self.readings.insert((file.to_string(), pointer), Reading::new(&readings, serde));
     }
 
     /// `chain` holds the digests of the indexes on the way, for cycles and
@@ -269,7 +356,11 @@ impl<'a> Walker<'a> {
         // Real images use one or two levels.
         let max = self.layout.limits.max_index_depth;
         if chain.len() >= max {
-            self.f.push(&INDEX_NESTING, loc, format!("indexes nest more than {max} deep (--max-index-depth raises it)"));
+            self.f.push(
+                &INDEX_NESTING,
+                loc,
+                format!("indexes nest more than {max} deep (--max-index-depth raises it)"),
+            );
             return;
         }
         let Some(bytes) = blob::load_document(self.layout, &entry.descriptor, &loc, self.f) else {
@@ -285,6 +376,7 @@ impl<'a> Walker<'a> {
         };
         let own = Location { pointer: Some("/annotations".into()), ..doc_loc };
         annotation::check_misplaced(index.annotations().as_ref(), "the index's own annotations", &own, self.f);
+        self.descriptor_readings(&file, &bytes, &index);
         self.index_referrers.insert(digest.clone(), vec![entry]);
         self.index_order.push(digest.clone());
         self.index_files.insert(file.clone(), digest.clone());
@@ -345,11 +437,24 @@ impl<'a> Walker<'a> {
         );
         for (i, layer) in manifest.layers().iter().enumerate() {
             let what = format!("layer descriptor {i}");
-            annotation::check_misplaced(layer.annotations().as_ref(), &what, &at(format!("/layers/{i}/annotations")), self.f);
+            annotation::check_misplaced(
+                layer.annotations().as_ref(),
+                &what,
+                &at(format!("/layers/{i}/annotations")),
+                self.f,
+            );
         }
-        let config_loc = Location { file: Some(blob_path(config_desc.digest())), ..loc };
-        let config = blob::load_document(self.layout, config_desc, &config_loc, self.f)
-            .and_then(|b| document::parse::<ImageConfiguration>(&b, "image config", &config_loc, self.f));
+        self.document_readings(&blob_path(desc.digest()), &bytes, &["annotations"], manifest.annotations().as_ref());
+        let config_file = blob_path(config_desc.digest());
+        let config_loc = Location { file: Some(config_file.clone()), ..loc };
+        let config_bytes = blob::load_document(self.layout, config_desc, &config_loc, self.f);
+        let config = config_bytes
+            .as_ref()
+            .and_then(|b| document::parse::<ImageConfiguration>(b, "image config", &config_loc, self.f));
+        if let (Some(bytes), Some(c)) = (&config_bytes, &config) {
+            let labels = c.config().as_ref().and_then(|c| c.labels().as_ref());
+            self.document_readings(&config_file, bytes, &["config", "Labels"], labels);
+        }
         self.manifests.insert(digest, self.images.len());
         self.images.push(Image {
             name,
@@ -357,6 +462,8 @@ impl<'a> Walker<'a> {
             inherited: Arc::new(Vec::new()),
             manifest,
             config,
+            other_readings: Vec::new(),
+            may_read_absent: false,
         });
     }
 
@@ -386,9 +493,47 @@ impl<'a> Walker<'a> {
                 }
             }
             image.inherited = Arc::new(set);
+            other_readings(&self.readings, image);
         }
         Walk { images: self.images, opaque: self.opaque }
     }
+}
+
+/// Gives `image` what other JSON readers read at its own places.
+fn other_readings(readings: &HashMap<(String, String), Reading>, image: &mut Image) {
+    let manifest = (image.manifest_file(), "/annotations".to_string());
+    let config = (image.config_file(), "/config/Labels".to_string());
+    let mut places: Vec<(&'static str, (String, String), bool)> = vec![
+        ("manifest", manifest, has_key(image.manifest.annotations().as_ref())),
+        (
+            "config-label",
+            config,
+            has_key(image.config.as_ref().and_then(|c| c.config().as_ref()).and_then(|c| c.labels().as_ref())),
+        ),
+    ];
+    for r in &image.referrers {
+        let at = (r.file.clone(), format!("{}/annotations", r.pointer));
+        places.push(("index-descriptor", at, has_key(r.descriptor.annotations().as_ref())));
+    }
+    let mut all_absent = image.inherited.is_empty();
+    for (place, at, serde_has) in places {
+        match readings.get(&at) {
+            Some(reading) => {
+                all_absent &= reading.absent;
+                for (key, value) in &reading.others {
+                    let map = HashMap::from([(key.to_string(), value.clone())]);
+                    image.other_readings.push(Inherited { place, file: at.0.clone(), pointer: at.1.clone(), map });
+                }
+            }
+            None => all_absent &= !serde_has,
+        }
+    }
+    image.may_read_absent = all_absent;
+}
+
+/// The map holds the annotation under either key.
+fn has_key(map: Option<&HashMap<String, String>>) -> bool {
+    map.is_some_and(|m| KEYS.iter().any(|k| m.contains_key(*k)))
 }
 
 /// Adds to `set` what descriptor `r` declares and what stands above the
@@ -414,7 +559,8 @@ fn gather(
         }
     };
     if !map.is_empty() {
-        add(Inherited { file: r.file.clone(), pointer: r.pointer.clone(), map });
+        let pointer = format!("{}/annotations", r.pointer);
+        add(Inherited { place: "index-descriptor", file: r.file.clone(), pointer, map });
     }
     if let Some(parent) = files.get(&r.file).and_then(|d| above.get(d)) {
         for x in parent.iter() {

@@ -176,3 +176,42 @@ fn an_index_descriptor_names_its_image_under_any_case() {
     assert_eq!(each[0].values, ["t"]);
     assert_eq!(pointers(index.as_bytes()), ["/manifests/0"]);
 }
+
+/// End to end: for each way Go reads a declaration serde does not, the
+/// validator reports the members (document-ambiguous, an error), the
+/// value a consumer acts on is at least as cautious as what skopeo reads,
+/// and `unpack` refuses the image, whose reading is in doubt.
+#[test]
+fn the_validator_and_unpack_act_on_the_most_cautious_reading() {
+    let t = TestDir::new();
+    let f = format!(r#"{{"{KEY}":"flattened"}}"#);
+    let c = format!(r#"{{"{KEY}":"caution"}}"#);
+    let cases = [
+        ("lone-labels", format!(r#""labels":{c}"#), String::new()),
+        ("labels-twice", format!(r#""Labels":{f},"LABELS":{c}"#), format!(r#","annotations":{f}"#)),
+        (
+            "label-key-twice",
+            format!(r#""Labels":{{"{KEY}":"flattened","{KEY}":"caution"}}"#),
+            format!(r#","annotations":{f}"#),
+        ),
+        ("annotations-twice", format!(r#""Labels":{f}"#), format!(r#","annotations":{f},"ANNOTATIONS":{c}"#)),
+        ("annotations-long-s", format!(r#""Labels":{f}"#), format!(",\"annotations\":{f},\"annotation\u{17f}\":{c}")),
+    ];
+    for (dir, config, manifest) in &cases {
+        image(&t, dir, config, manifest);
+        let run = t.run(&["validate", "--format", "json", dir]);
+        let doc = run.json();
+        let rules: Vec<&str> = doc["findings"].as_array().unwrap().iter().filter_map(|f| f["rule"].as_str()).collect();
+        assert!(rules.contains(&"document-ambiguous"), "{dir}: {rules:?}");
+        assert_eq!(run.code(), 1, "{dir}");
+        assert_eq!(doc["images"][0]["idFlattening"]["effective"], "caution", "{dir}: {doc:#}");
+        let unpack = t.run(&["unpack", dir, &format!("{dir}-root")]);
+        assert_eq!(unpack.code(), 1, "{dir}: unpack went ahead: {}", unpack.stderr());
+        assert!(unpack.stderr().contains("is not valid"), "{dir}: {}", unpack.stderr());
+        assert!(!t.join(&format!("{dir}-root")).exists(), "{dir}: a refused unpack wrote something");
+    }
+    // Go reads no value at all where serde reads `flattened`: `allowed`.
+    image(&t, "nulled", &format!(r#""Labels":{f}"#), &format!(r#","annotations":{f},"ANNOTATIONS":null"#));
+    let doc = t.run(&["validate", "--format", "json", "nulled"]).json();
+    assert_eq!(doc["images"][0]["idFlattening"]["effective"], "flattened", "the Label still says flattened: {doc:#}");
+}

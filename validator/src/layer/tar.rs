@@ -68,6 +68,12 @@ pub enum End {
     Eof,
 }
 
+/// A sparse map, (offset, length) of each stored region, and the real size.
+type SparseMap = (Vec<(u64, u64)>, u64);
+
+/// The records of a PAX header, in order: (key, value).
+type Records = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// Stored data and sparse expansion of the current entry.
 #[derive(Default)]
 struct Data {
@@ -90,7 +96,7 @@ struct Sparse {
 /// Extended headers met before the entry they apply to.
 #[derive(Default)]
 struct Pending {
-    pax: Option<Vec<(Vec<u8>, Vec<u8>)>>,
+    pax: Option<Records>,
     long_name: Option<Vec<u8>>,
     long_link: Option<Vec<u8>>,
     problems: Vec<Problem>,
@@ -137,9 +143,7 @@ impl<R: Read> TarReader<R> {
             let got = self.read_block(&mut block)?;
             if got == 0 || block.iter().all(|b| *b == 0) {
                 if !pending.is_empty() {
-                    return Err(ReadError::Format(
-                        "an extended header (x, L or K) is not followed by an entry".into(),
-                    ));
+                    return Err(ReadError::Format("an extended header (x, L or K) is not followed by an entry".into()));
                 }
                 return Ok(Err(if got == 0 { End::Eof } else { End::ZeroBlock }));
             }
@@ -217,8 +221,8 @@ impl<R: Read> TarReader<R> {
         }
         let mut unused = Pending::default();
         if let Some(body) = self.read_extension(size, &mut unused)? {
-            let records = pax_records(&body)
-                .map_err(|why| ReadError::Format(format!("malformed PAX global header: {why}")))?;
+            let records =
+                pax_records(&body).map_err(|why| ReadError::Format(format!("malformed PAX global header: {why}")))?;
             let mut set: Vec<String> = records
                 .iter()
                 .map(|(k, _)| String::from_utf8_lossy(k).into_owned())
@@ -228,7 +232,10 @@ impl<R: Read> TarReader<R> {
             if !set.is_empty() {
                 entry.problems.push(ambiguous(
                     "global",
-                    &format!("a PAX global header sets {}: GNU tar applies it to later entries, Go and bsdtar do not", set.join(", ")),
+                    &format!(
+                        "a PAX global header sets {}: GNU tar applies it to later entries, Go and bsdtar do not",
+                        set.join(", ")
+                    ),
                 ));
             }
         }
@@ -280,14 +287,18 @@ impl<R: Read> TarReader<R> {
             }
         };
         if typeflag == b'0' && named_dir {
-            e.problems.push(ambiguous("typeflag", "a regular file whose name ends in `/`: readers disagree whether it is a directory"));
+            e.problems.push(ambiguous(
+                "typeflag",
+                "a regular file whose name ends in `/`: readers disagree whether it is a directory",
+            ));
         }
         if !matches!(e.kind, Kind::Hardlink | Kind::Symlink) {
             e.link = None;
         } else if e.link.is_none() {
             e.link = Some(Vec::new());
         }
-        let header_only = matches!(e.kind, Kind::Hardlink | Kind::Symlink | Kind::Char | Kind::Block | Kind::Dir | Kind::Fifo);
+        let header_only =
+            matches!(e.kind, Kind::Hardlink | Kind::Symlink | Kind::Char | Kind::Block | Kind::Dir | Kind::Fifo);
         if header_only && size != 0 {
             e.problems.push(ambiguous(
                 "size",
@@ -517,7 +528,7 @@ impl<R: Read> TarReader<R> {
 
     /// The sparse map of a GNU `S` entry: four slots in the header, more in
     /// extension blocks after it, and the real size.
-    fn gnu_sparse_map(&mut self, block: &[u8; BLOCK], e: &mut Entry) -> Result<(Vec<(u64, u64)>, u64), ReadError> {
+    fn gnu_sparse_map(&mut self, block: &[u8; BLOCK], e: &mut Entry) -> Result<SparseMap, ReadError> {
         let mut map = Vec::new();
         let mut bad = None;
         let mut slots = |area: &[u8], map: &mut Vec<(u64, u64)>| {
@@ -565,7 +576,7 @@ impl<R: Read> TarReader<R> {
         records: &SparseRecords,
         e: &mut Entry,
         header_name: &[u8],
-    ) -> Result<Option<(Vec<(u64, u64)>, u64)>, ReadError> {
+    ) -> Result<Option<SparseMap>, ReadError> {
         let number = |v: &Option<Vec<u8>>| v.as_deref().and_then(decimal);
         if let Some(name) = &records.name {
             if name.contains(&0) {
@@ -609,7 +620,14 @@ impl<R: Read> TarReader<R> {
             (numbers.chunks(2).map(|p| (p[0], p[1])).collect(), real)
         } else if !records.offsets.is_empty() || !records.numbytes.is_empty() {
             let pairs: Option<Vec<(u64, u64)>> = (records.offsets.len() == records.numbytes.len())
-                .then(|| records.offsets.iter().zip(&records.numbytes).map(|(o, n)| Some((decimal(o)?, decimal(n)?))).collect())
+                .then(|| {
+                    records
+                        .offsets
+                        .iter()
+                        .zip(&records.numbytes)
+                        .map(|(o, n)| Some((decimal(o)?, decimal(n)?)))
+                        .collect()
+                })
                 .flatten();
             let (Some(map), Some(real)) = (pairs, number(&records.size)) else {
                 e.malformed = Some("PAX 0.0 sparse records do not make a map".into());
@@ -703,6 +721,23 @@ impl<R: Read> TarReader<R> {
             e.malformed = Some(format!("sparse map: {why}"));
             e.size = stored;
             return Ok(());
+        }
+        // Checked by hand with GNU tar 1.34 and bsdtar 3.6: GNU tar reads
+        // each stored region from a fresh block, the others back to back;
+        // and GNU tar ends a file that ends in a hole early unless the map
+        // closes with an empty region at the real size, as it writes them.
+        let mut regions = map.iter().filter(|&&(_, len)| len > 0).rev().skip(1);
+        if regions.any(|&(_, len)| len % BLOCK as u64 != 0) {
+            e.problems.push(ambiguous(
+                "GNU.sparse",
+                "a stored region other than the last is not a whole number of blocks: GNU tar reads each region from a fresh block, bsdtar and Go read them back to back",
+            ));
+        }
+        if end < real && map.last() != Some(&(real, 0)) {
+            e.problems.push(ambiguous(
+                "GNU.sparse",
+                "the sparse map does not close with an empty region at the real size: GNU tar extracts the file short",
+            ));
         }
         // The holes are bytes a reader writes out: count them.
         let holes = real - stored;
@@ -947,7 +982,10 @@ fn number(field: &[u8]) -> Result<u64, &'static str> {
             }
             let mut n: u64 = u64::from(first & 0x7f);
             for &b in &field[1..] {
-                n = n.checked_mul(256).and_then(|n| n.checked_add(u64::from(b))).ok_or("a base-256 number past 64 bits")?;
+                n = n
+                    .checked_mul(256)
+                    .and_then(|n| n.checked_add(u64::from(b)))
+                    .ok_or("a base-256 number past 64 bits")?;
             }
             return Ok(n);
         }
@@ -980,7 +1018,8 @@ fn decimal(text: &[u8]) -> Option<u64> {
 /// as spaces, as an unsigned or (as some old writers computed it) signed sum.
 fn check_sum(h: &[u8; BLOCK]) -> Result<(), ReadError> {
     let recorded = number(&h[148..156]).map_err(|_| ReadError::Format("header checksum field is unreadable".into()))?;
-    let unsigned: u64 = h.iter().enumerate().map(|(i, b)| if (148..156).contains(&i) { 32 } else { u64::from(*b) }).sum();
+    let unsigned: u64 =
+        h.iter().enumerate().map(|(i, b)| if (148..156).contains(&i) { 32 } else { u64::from(*b) }).sum();
     let signed: i64 =
         h.iter().enumerate().map(|(i, b)| if (148..156).contains(&i) { 32 } else { i64::from(*b as i8) }).sum();
     if recorded == unsigned || i64::try_from(recorded).is_ok_and(|r| r == signed) {
@@ -992,7 +1031,7 @@ fn check_sum(h: &[u8; BLOCK]) -> Result<(), ReadError> {
 
 /// The records of a PAX extended header: `LEN KEY=VALUE\n`, where LEN
 /// counts the whole record. Values may hold any byte, newlines included.
-fn pax_records(body: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, String> {
+fn pax_records(body: &[u8]) -> Result<Records, String> {
     let mut out = Vec::new();
     let mut rest = body;
     while !rest.is_empty() {

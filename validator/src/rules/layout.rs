@@ -38,11 +38,15 @@ pub fn check_oci_layout(layout: &Layout, f: &mut Findings) {
 }
 
 /// Reads and parses `index.json`; `None` (with a finding) when unusable.
-pub fn read_index(layout: &Layout, f: &mut Findings) -> Option<ImageIndex> {
+/// The bytes come back too, for what other JSON readers make of them.
+pub fn read_index(layout: &Layout, f: &mut Findings) -> Option<(ImageIndex, Vec<u8>)> {
     let loc = Location::file("index.json");
     match layout.read_small("index.json") {
         Ok(bytes) => match super::document::well_formed(&bytes).and_then(|()| serde_json::from_slice(&bytes)) {
-            Ok(index) => Some(index),
+            Ok(index) => {
+                super::document::check_readers(&bytes, &loc, f);
+                Some((index, bytes))
+            }
             Err(e) => {
                 f.push(&LAYOUT_INDEX, loc, format!("index.json is not a valid image index: {e}"));
                 None
