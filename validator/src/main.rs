@@ -102,6 +102,10 @@ enum Command {
         /// Compression of every new layer; by default each keeps its own.
         #[arg(long, value_enum)]
         compression: Option<single_id::flatten::Codec>,
+        /// Consent to flattening an image that declares its IDs meaningful
+        /// ("caution", or a value this tool does not know).
+        #[arg(long)]
+        confirm_flatten: bool,
         #[arg(long, value_enum, default_value_t = ReportFormat::Human)]
         format: ReportFormat,
         /// Example paths listed per category.
@@ -130,9 +134,10 @@ fn fail(code: u8, kind: &str, message: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(code)
 }
 
-/// Writes a report; `false` when stdout is gone.
+/// Writes a report; `false` when stdout is gone. An interrupted command
+/// writes none: what it read is incomplete.
 fn emit(text: &str) -> bool {
-    std::io::stdout().write_all(text.as_bytes()).is_ok()
+    !single_id::interrupt::requested() && std::io::stdout().write_all(text.as_bytes()).is_ok()
 }
 
 fn json(value: &impl serde::Serialize) -> String {
@@ -150,6 +155,22 @@ fn main() -> ExitCode {
             return ExitCode::from(e.exit_code() as u8);
         }
     };
+    // SIGINT and SIGTERM make the running command fail and clean up like
+    // any other failure; a second one ends the process at once.
+    let flag = single_id::interrupt::flag();
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        let _ = signal_hook::flag::register_conditional_shutdown(signal, 130, std::sync::Arc::clone(&flag));
+        let _ = signal_hook::flag::register(signal, std::sync::Arc::clone(&flag));
+    }
+    let code = run(cli);
+    if single_id::interrupt::requested() {
+        eprintln!("single-id: interrupted by a signal");
+        return ExitCode::from(130);
+    }
+    code
+}
+
+fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Validate { image, ref_name, format, strict, max_examples, limits } => {
             let options = single_id::validate::Options { max_examples, limits };
@@ -216,18 +237,22 @@ fn main() -> ExitCode {
                 Err(Failure::Failed(m)) => fail(1, "error", m),
             }
         }
-        Command::Flatten { image, output, ref_name, compression, format, max_examples, limits } => {
+        Command::Flatten { image, output, ref_name, compression, confirm_flatten, format, max_examples, limits } => {
             use single_id::flatten::{self, Failure};
             let reference = match Reference::parse(&image, ref_name.as_deref()) {
                 Ok(r) => r,
                 Err(e) => return fail(2, "error", e),
             };
-            let options = flatten::Options { compression, max_examples, limits };
+            let options = flatten::Options { compression, confirm_flatten, max_examples, limits };
             let report = match flatten::flatten(&reference, image.clone(), &output, &options) {
                 Ok(r) => r,
                 Err(Failure::Usage(e)) => return fail(2, "error", e),
+                Err(Failure::Refused(m)) => return fail(1, "refused", m),
                 Err(Failure::Failed(m)) => return fail(1, "error", m),
             };
+            for notice in &report.notices {
+                eprintln!("single-id: warning: {notice}; flattening anyway, as --confirm-flatten asks");
+            }
             let text = match format {
                 ReportFormat::Human => render::flatten::render(&report),
                 ReportFormat::Json => json(&report),

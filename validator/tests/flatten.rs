@@ -89,6 +89,8 @@ fn main_image(t: &TestDir) -> OciDir {
     let desc = oci.rewrite(&desc, |m| {
         m["config"] = config;
         m["annotations"]["org.opencontainers.image.title"] = json!("db");
+        m["annotations"]["org.opencontainers.image.base.name"] = json!("registry.example/debian:12");
+        m["annotations"]["org.opencontainers.image.base.digest"] = json!(format!("sha256:{}", "0".repeat(64)));
     });
     oci.add(desc);
     oci
@@ -208,7 +210,7 @@ fn assert_validates_clean(t: &TestDir, image: &str) -> Value {
 fn multi_layer_image_flattens_to_what_the_spec_predicts() {
     let t = TestDir::new();
     main_image(&t);
-    let human = run(&t, &["flatten", "image", "out"], 0);
+    let human = run(&t, &["flatten", "--confirm-flatten", "image", "out"], 0);
     insta::assert_snapshot!("main.human", human.stdout());
     let validated = assert_validates_clean(&t, "out");
     assert_eq!(validated["images"][0]["name"], "db");
@@ -225,6 +227,7 @@ fn multi_layer_image_flattens_to_what_the_spec_predicts() {
             "application/vnd.oci.image.layer.v1.tar"
         ]
     );
+    // The base annotations name the unflattened base: dropped, and said so.
     assert_eq!(manifest["annotations"], json!({KEY: "flattened", "org.opencontainers.image.title": "db"}));
     let index = read_json(&out.join("index.json"));
     assert_eq!(index["manifests"][0]["annotations"], json!({KEY: "flattened", REF: "db"}));
@@ -237,7 +240,9 @@ fn multi_layer_image_flattens_to_what_the_spec_predicts() {
     let last = &history[3];
     assert_eq!(last["created_by"], "single-id flatten");
     assert_eq!(last["empty_layer"], true);
-    assert!(last.get("created").is_none(), "{last}");
+    // No `created` in the input config: the newest mtime of the layers,
+    // so that the same input gives the same bytes (umoci stat needs one).
+    assert_eq!(last["created"], "2023-11-14T22:13:20Z", "{last}");
     let comment = last["comment"].as_str().unwrap();
     assert!(comment.contains("config.User \"postgres\" reset"), "{comment}");
     assert!(comment.contains("2 devices dropped"), "{comment}");
@@ -289,13 +294,17 @@ fn multi_layer_image_flattens_to_what_the_spec_predicts() {
     ];
     assert_eq!(layers[2], expected_top);
 
-    let j = run(&t, &["flatten", "--format", "json", "image", "out-json"], 0);
+    let j = run(&t, &["flatten", "--confirm-flatten", "--format", "json", "image", "out-json"], 0);
     let doc = j.json();
     schema::assert_valid("flatten-report.schema.json", &doc);
     insta::assert_snapshot!("main.json", j.stdout());
     let img = &doc["images"][0];
     assert_eq!(img["configUser"], "postgres");
     assert_eq!(img["configUserReset"], true);
+    assert_eq!(
+        img["baseAnnotationsDropped"],
+        json!(["org.opencontainers.image.base.digest", "org.opencontainers.image.base.name"])
+    );
     let total = &img["total"];
     assert_eq!(total["entries"], 39);
     assert_eq!(total["written"], 34);
@@ -343,14 +352,14 @@ fn tree(root: &Path) -> BTreeMap<String, Vec<u8>> {
 fn output_is_reproducible() {
     let t = TestDir::new();
     main_image(&t);
-    run(&t, &["flatten", "image", "a"], 0);
-    run(&t, &["flatten", "image", "b"], 0);
+    run(&t, &["flatten", "--confirm-flatten", "image", "a"], 0);
+    run(&t, &["flatten", "--confirm-flatten", "image", "b"], 0);
     let a = tree(&t.join("a"));
     assert_eq!(a, tree(&t.join("b")));
     // index.json, oci-layout, 3 layers, a config and a manifest; no temporary files.
     assert_eq!(a.len(), 7, "{:?}", a.keys().collect::<Vec<_>>());
-    run(&t, &["flatten", "--compression", "zstd", "image", "z1"], 0);
-    run(&t, &["flatten", "--compression", "zstd", "image", "z2"], 0);
+    run(&t, &["flatten", "--confirm-flatten", "--compression", "zstd", "image", "z1"], 0);
+    run(&t, &["flatten", "--confirm-flatten", "--compression", "zstd", "image", "z2"], 0);
     let z = tree(&t.join("z1"));
     assert_eq!(z, tree(&t.join("z2")));
     assert_ne!(a, z);
@@ -366,10 +375,10 @@ fn output_is_reproducible() {
         read_json(&blob(&t.join(dir), m["config"]["digest"].as_str().unwrap()))["rootfs"]["diff_ids"].clone()
     };
     assert_eq!(diff_ids("a"), diff_ids("z1"));
-    run(&t, &["flatten", "--compression", "none", "image", "plain"], 0);
+    run(&t, &["flatten", "--confirm-flatten", "--compression", "none", "image", "plain"], 0);
     assert_eq!(diff_ids("a"), diff_ids("plain"));
     // Flattening a flattened image changes only the history.
-    run(&t, &["flatten", "plain", "again"], 0);
+    run(&t, &["flatten", "--confirm-flatten", "plain", "again"], 0);
     assert_eq!(diff_ids("plain"), diff_ids("again"));
 }
 
@@ -377,9 +386,9 @@ fn output_is_reproducible() {
 fn umoci_and_skopeo_accept_the_output() {
     let t = TestDir::new();
     main_image(&t);
-    run(&t, &["flatten", "image", "out"], 0);
+    run(&t, &["flatten", "--confirm-flatten", "image", "out"], 0);
     // umoci 0.4.7 reads no zstd layers at all, so it gets a gzip flattening.
-    run(&t, &["flatten", "--compression", "gzip", "image", "gz"], 0);
+    run(&t, &["flatten", "--confirm-flatten", "--compression", "gzip", "image", "gz"], 0);
     t.tool("umoci", &["unpack", "--rootless", "--image", "gz:db", "bundle"]);
     let rootfs = t.join("bundle/rootfs");
     assert_eq!(fs::read(rootfs.join("etc/motd")).unwrap(), b"hello\n");
@@ -389,12 +398,16 @@ fn umoci_and_skopeo_accept_the_output() {
     assert!(!rootfs.join("dev/zero").exists());
     assert!(!rootfs.join("dev/null-link").exists());
     assert!(!t.path().join("escape").exists());
+    // umoci 0.4.7's stat dereferenced a history entry without `created`.
+    let stat = t.tool("umoci", &["stat", "--image", "gz:db", "--json"]);
+    let stat: Value = serde_json::from_slice(&stat.stdout).unwrap();
+    assert_eq!(stat["history"].as_array().map(Vec::len), Some(4), "{stat:#}");
     let inspected = t.tool("skopeo", &["inspect", "oci:out:db"]);
     let doc: Value = serde_json::from_slice(&inspected.stdout).unwrap();
     assert_eq!(doc["Labels"][KEY], "flattened");
     assert_eq!(doc["Layers"].as_array().unwrap().len(), 3);
 
-    run(&t, &["flatten", "image", "oci-archive:out.tar"], 0);
+    run(&t, &["flatten", "--confirm-flatten", "image", "oci-archive:out.tar"], 0);
     let inspected = t.tool("skopeo", &["inspect", "oci-archive:out.tar:db"]);
     let doc: Value = serde_json::from_slice(&inspected.stdout).unwrap();
     assert_eq!(doc["Labels"][KEY], "flattened");
@@ -405,7 +418,7 @@ fn umoci_and_skopeo_accept_the_output() {
     names.sort();
     assert_eq!(names, ["bundle", "gz", "image", "out", "out.tar"]);
     // A path ending in .tar is an archive too, byte-identical to the first.
-    run(&t, &["flatten", "image", "again.tar"], 0);
+    run(&t, &["flatten", "--confirm-flatten", "image", "again.tar"], 0);
     assert_eq!(fs::read(t.join("out.tar")).unwrap(), fs::read(t.join("again.tar")).unwrap());
 }
 
@@ -444,7 +457,7 @@ fn nested_index_keeps_its_structure_and_names() {
     single["annotations"][KEY] = json!("caution");
     oci.add(single);
 
-    let doc = run(&t, &["flatten", "--format", "json", "image", "out"], 0).json();
+    let doc = run(&t, &["flatten", "--confirm-flatten", "--format", "json", "image", "out"], 0).json();
     schema::assert_valid("flatten-report.schema.json", &doc);
     let names: Vec<&str> = doc["images"].as_array().unwrap().iter().map(|i| i["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["multi (linux/amd64)", "multi (linux/arm64/v8)", "single"]);
@@ -479,11 +492,11 @@ fn nested_index_keeps_its_structure_and_names() {
     assert_eq!(report["images"].as_array().unwrap().len(), 3);
 
     // --ref keeps one image: the nested index, whole.
-    run(&t, &["flatten", "--ref", "multi", "image", "one"], 0);
+    run(&t, &["flatten", "--confirm-flatten", "--ref", "multi", "image", "one"], 0);
     let index = read_json(&t.join("one/index.json"));
     assert_eq!(index["manifests"].as_array().unwrap().len(), 1);
     assert_eq!(index["manifests"][0]["digest"], top[0]["digest"]);
-    run(&t, &["flatten", "oci:image:single", "two"], 0);
+    run(&t, &["flatten", "--confirm-flatten", "oci:image:single", "two"], 0);
     let two = assert_validates_clean(&t, "two");
     assert_eq!(two["images"][0]["name"], "single");
 }
@@ -492,7 +505,7 @@ fn nested_index_keeps_its_structure_and_names() {
 fn bundled_example_flattens_clean() {
     let t = TestDir::new();
     let example = support::repo_root().join("examples/hello");
-    let r = run(&t, &["flatten", example.to_str().unwrap(), "out"], 0);
+    let r = run(&t, &["flatten", "--confirm-flatten", example.to_str().unwrap(), "out"], 0);
     assert!(r.stdout().contains("image latest"), "{}", r.stdout());
     assert_validates_clean(&t, "out");
     t.tool("skopeo", &["inspect", "oci:out:latest"]);
@@ -516,12 +529,29 @@ fn docker_media_types_become_oci() {
     );
     manifest["annotations"] = json!({REF: "docker"});
     oci.add(manifest);
-    run(&t, &["flatten", "image", "out"], 0);
+    run(&t, &["flatten", "--confirm-flatten", "image", "out"], 0);
     let m = first_manifest(&t.join("out"));
     assert_eq!(m["mediaType"], "application/vnd.oci.image.manifest.v1+json");
     assert_eq!(m["config"]["mediaType"], "application/vnd.oci.image.config.v1+json");
     assert_eq!(m["layers"][0]["mediaType"], "application/vnd.oci.image.layer.v1.tar+gzip");
     assert_validates_clean(&t, "out");
+}
+
+/// The output declares `flattened`, so every later consumer flattens it
+/// without asking: flattening a `caution` image (or one with a value this
+/// tool does not know) needs the consent unpacking it would (POLICY-CAUTION),
+/// and without it nothing is written. With it, the notice is still shown.
+#[test]
+fn caution_images_need_consent() {
+    let t = TestDir::new();
+    main_image(&t);
+    let r = run(&t, &["flatten", "image", "out"], 1);
+    assert!(r.stderr().contains("refused") && r.stderr().contains("\"caution\""), "{}", r.stderr());
+    assert!(r.stderr().contains("--confirm-flatten"), "{}", r.stderr());
+    assert!(!t.join("out").exists(), "a refused flatten wrote something");
+    let r = run(&t, &["flatten", "--confirm-flatten", "--format", "json", "image", "out"], 0);
+    assert!(r.stderr().contains("warning") && r.stderr().contains("\"caution\""), "{}", r.stderr());
+    assert_eq!(r.json()["notices"].as_array().map(Vec::len), Some(1));
 }
 
 #[test]
@@ -530,16 +560,16 @@ fn output_that_is_not_empty_is_refused() {
     main_image(&t);
     fs::create_dir(t.join("out")).unwrap();
     fs::write(t.join("out/keep"), b"mine").unwrap();
-    let r = run(&t, &["flatten", "image", "out"], 2);
+    let r = run(&t, &["flatten", "--confirm-flatten", "image", "out"], 2);
     assert!(r.stderr().contains("out: output exists and is not empty"), "{}", r.stderr());
     assert_eq!(tree(&t.join("out")).into_keys().collect::<Vec<_>>(), ["keep"]);
     fs::write(t.join("out.tar"), b"mine").unwrap();
-    let r = run(&t, &["flatten", "image", "out.tar"], 2);
+    let r = run(&t, &["flatten", "--confirm-flatten", "image", "out.tar"], 2);
     assert!(r.stderr().contains("exists already"), "{}", r.stderr());
     assert_eq!(fs::read(t.join("out.tar")).unwrap(), b"mine");
     // An empty directory is fine, and stays where it was.
     fs::create_dir(t.join("empty")).unwrap();
-    run(&t, &["flatten", "image", "empty"], 0);
+    run(&t, &["flatten", "--confirm-flatten", "image", "empty"], 0);
     assert_validates_clean(&t, "empty");
 }
 
@@ -547,16 +577,16 @@ fn output_that_is_not_empty_is_refused() {
 fn bad_arguments_and_unreadable_images_cannot_start() {
     let t = TestDir::new();
     main_image(&t);
-    let r = run(&t, &["flatten", "missing", "out"], 2);
+    let r = run(&t, &["flatten", "--confirm-flatten", "missing", "out"], 2);
     assert!(r.stderr().contains("missing"), "{}", r.stderr());
     fs::create_dir(t.join("not-a-layout")).unwrap();
-    let r = run(&t, &["flatten", "not-a-layout", "out"], 2);
+    let r = run(&t, &["flatten", "--confirm-flatten", "not-a-layout", "out"], 2);
     assert!(r.stderr().contains("index.json"), "{}", r.stderr());
-    let r = run(&t, &["flatten", "--ref", "nope", "image", "out"], 2);
+    let r = run(&t, &["flatten", "--confirm-flatten", "--ref", "nope", "image", "out"], 2);
     assert!(r.stderr().contains("no image named `nope`"), "{}", r.stderr());
-    run(&t, &["flatten", "--compression", "lz4", "image", "out"], 2);
-    run(&t, &["flatten", "--format", "sarif", "image", "out"], 2);
-    let r = run(&t, &["flatten", "image", "oci:out:latest"], 2);
+    run(&t, &["flatten", "--confirm-flatten", "--compression", "lz4", "image", "out"], 2);
+    run(&t, &["flatten", "--confirm-flatten", "--format", "sarif", "image", "out"], 2);
+    let r = run(&t, &["flatten", "--confirm-flatten", "image", "oci:out:latest"], 2);
     assert!(r.stderr().contains("OUTPUT takes no"), "{}", r.stderr());
     assert!(!t.join("out").exists());
     assert!(!r.stderr().contains("panicked"));
@@ -580,7 +610,7 @@ fn corrupt_layer_fails_and_leaves_nothing() {
     let t = TestDir::new();
     let digest = corrupt_layer(&t);
     for output in ["out", "oci-archive:out.tar"] {
-        let r = run(&t, &["flatten", "image", output], 1);
+        let r = run(&t, &["flatten", "--confirm-flatten", "image", output], 1);
         let err = r.stderr();
         assert!(err.contains(&format!("layer 1 ({digest})")), "{err}");
         assert!(err.contains("content hashes to"), "{err}");
@@ -592,7 +622,7 @@ fn corrupt_layer_fails_and_leaves_nothing() {
     }
     // An empty directory given as OUTPUT is emptied again, not removed.
     fs::create_dir(t.join("empty")).unwrap();
-    run(&t, &["flatten", "image", "empty"], 1);
+    run(&t, &["flatten", "--confirm-flatten", "image", "empty"], 1);
     assert!(fs::read_dir(t.join("empty")).unwrap().next().is_none());
 }
 
@@ -606,7 +636,7 @@ fn wrong_diff_id_fails() {
     });
     let desc = oci.rewrite(&desc, |m| m["config"] = config);
     oci.add(desc);
-    let r = run(&t, &["flatten", "image", "out"], 1);
+    let r = run(&t, &["flatten", "--confirm-flatten", "image", "out"], 1);
     assert!(r.stderr().contains("but the config says sha256:0000"), "{}", r.stderr());
     assert!(!t.join("out").exists());
 }
@@ -624,7 +654,7 @@ fn truncated_layer_fails() {
     let cut = oci.blob(Compression::Gzip.media_type(), &gz[..gz.len() / 2]);
     let desc = oci.rewrite(&desc, |m| m["layers"][0] = cut);
     oci.add(desc);
-    let r = run(&t, &["flatten", "image", "out"], 1);
+    let r = run(&t, &["flatten", "--confirm-flatten", "image", "out"], 1);
     assert!(r.stderr().contains("cannot be read to its end"), "{}", r.stderr());
     assert!(!t.join("out").exists());
 }
@@ -644,7 +674,7 @@ fn shared_layers_are_written_once() {
     two.layers = vec![(base, Compression::Gzip), (replaced, Compression::Gzip), (link, Compression::Gzip)];
     oci.add_image(&one);
     oci.add_image(&two);
-    let doc = run(&t, &["flatten", "--format", "json", "image", "out"], 0).json();
+    let doc = run(&t, &["flatten", "--confirm-flatten", "--format", "json", "image", "out"], 0).json();
     let imgs = doc["images"].as_array().unwrap();
     assert_eq!(imgs[0]["layers"][0]["outputDigest"], imgs[1]["layers"][0]["outputDigest"]);
     assert_eq!(imgs[0]["total"]["hardlinksDropped"]["count"], 1);
@@ -670,7 +700,7 @@ fn long_names_and_link_targets_survive() {
     let mut spec = ImageSpec::declared("x", None);
     spec.layers = vec![(layer(&specs), Compression::Gzip)];
     oci.add_image(&spec);
-    run(&t, &["flatten", "image", "out"], 0);
+    run(&t, &["flatten", "--confirm-flatten", "image", "out"], 0);
     assert_validates_clean(&t, "out");
     let entries = layer_entries(&t.join("out"), &first_manifest(&t.join("out")));
     let expected = vec![

@@ -32,7 +32,7 @@ use crate::reference::{self, Reference};
 use crate::report::{Findings, Location};
 use crate::rules::{LAYOUT_FILE, LAYOUT_INDEX, Severity, blob, layout as layout_rules};
 use crate::stats::Collector;
-use crate::validate;
+use crate::{policy, validate};
 use rewrite::{Finished, Rewriter};
 use write::{Blobs, CHANNEL_DEPTH, ChunkSender, HashingWriter, canonical_json};
 
@@ -45,10 +45,12 @@ const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+j
 /// `created_by` of the history entry flatten appends.
 pub const HISTORY_CREATED_BY: &str = "single-id flatten";
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct Options {
     /// Compression of every output layer; `None` keeps each layer's own.
     pub compression: Option<Codec>,
+    /// The user consents to flattening `caution` images (POLICY-CAUTION).
+    pub confirm_flatten: bool,
     pub max_examples: usize,
     pub limits: crate::limits::Limits,
 }
@@ -58,6 +60,8 @@ pub struct Options {
 pub enum Failure {
     /// The command could not start (bad OUTPUT, unreadable IMAGE): exit 2.
     Usage(Error),
+    /// An image declares its IDs meaningful and consent was not given.
+    Refused(String),
     /// The input is broken or the output could not be written: exit 1.
     Failed(String),
 }
@@ -66,6 +70,8 @@ pub enum Failure {
 #[serde(rename_all = "camelCase")]
 pub struct FlattenReport {
     pub report_version: u32,
+    /// POLICY-CAUTION notices of the images flattened with consent.
+    pub notices: Vec<String>,
     /// The IMAGE argument, as given.
     pub target: String,
     /// The OUTPUT argument, as given.
@@ -90,6 +96,10 @@ pub struct ImageReport {
     pub config_user: Option<String>,
     /// `config.User` named an account and was set to "".
     pub config_user_reset: bool,
+    /// `org.opencontainers.image.base.digest` and `base.name`, removed
+    /// from the manifest annotations and config Labels: they name the
+    /// unflattened base, which the new image no longer builds on.
+    pub base_annotations_dropped: Vec<String>,
     pub layers: Vec<LayerReport>,
     /// Every layer together.
     pub total: Changes,
@@ -174,6 +184,22 @@ pub fn flatten(
     if walk.images.is_empty() {
         return Err(usage(format!("{root}: the layout holds no image to flatten")));
     }
+    // The output tells every later consumer to flatten without asking, so
+    // flattening a `caution` image needs the consent unpacking it would
+    // (POLICY-CAUTION); without it nothing is written.
+    let mut notices = Vec::new();
+    for img in &walk.images {
+        let d = img.declarations(&mut Findings::default());
+        let doing = "flattening it gives every file to root, clears set-ID bits and lets every later consumer flatten it without asking";
+        match policy::decide(&img.name, &d, options.confirm_flatten, doing) {
+            Ok(notice) => notices.extend(notice),
+            Err(refusal) => {
+                return Err(Failure::Refused(format!(
+                    "{refusal}. Nothing was written; run again with --confirm-flatten to flatten it anyway"
+                )));
+            }
+        }
+    }
     let staging = Staging::prepare(&output).map_err(usage)?;
     let result = write_layout(&layout, &walk, reference.ref_name.as_deref(), staging.layout_dir(), options)
         .and_then(|report| self_check(staging.layout_dir(), options).map(|()| report))
@@ -181,6 +207,7 @@ pub fn flatten(
     match result {
         Ok((images, copied)) => Ok(FlattenReport {
             report_version: 1,
+            notices,
             target,
             output: output_arg.to_string(),
             compression: options.compression.map_or("input", Codec::as_str),
@@ -203,7 +230,12 @@ pub fn flatten(
 /// instead of a broken output.
 fn self_check(dir: &Path, options: &Options) -> Result<(), String> {
     let reference = Reference { kind: crate::reference::Kind::Directory, path: dir.to_path_buf(), ref_name: None };
-    let check = validate::Options { max_examples: 3, limits: options.limits.clone() };
+    // What flatten adds to a document (a history entry, a Label, an
+    // annotation) must not turn an input within --max-json-bytes into an
+    // output the check refuses.
+    let mut limits = options.limits.clone();
+    limits.max_json_bytes = limits.max_json_bytes.saturating_add(64 << 10);
+    let check = validate::Options { max_examples: 3, limits };
     let report = validate::validate(&reference, String::new(), &check).map_err(|e| e.to_string())?;
     let faults: Vec<String> = report
         .findings
@@ -353,6 +385,8 @@ struct LayerOut {
     changes: Changes,
     /// Paths dropped in this and lower layers, for the next layer.
     dropped: BTreeSet<Normal>,
+    /// The newest mtime of an entry written.
+    newest: u64,
 }
 
 /// A layer's output depends on its blob, the compression and what lower
@@ -472,6 +506,33 @@ fn declare(doc: &mut Value, member: &str) {
     }
 }
 
+/// The annotations that name an image's base.
+const BASE_KEYS: [&str; 2] = ["org.opencontainers.image.base.digest", "org.opencontainers.image.base.name"];
+
+/// Removes the base annotations from `map`; returns the keys removed.
+fn drop_base(map: Option<&mut Value>) -> Vec<String> {
+    let Some(m) = map.and_then(Value::as_object_mut) else { return Vec::new() };
+    BASE_KEYS.iter().filter(|k| m.remove(**k).is_some()).map(|k| k.to_string()).collect()
+}
+
+/// `secs` since the epoch as an RFC 3339 UTC timestamp.
+fn rfc3339(secs: u64) -> String {
+    // Days to a civil date (proleptic Gregorian), after H. Hinnant's
+    // public-domain algorithm.
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
 /// Removes both id-flattening keys from `doc.annotations`, where they mean
 /// nothing (ANNOTATION-PLACES): config and layer descriptors, an index's
 /// own annotations.
@@ -522,9 +583,11 @@ impl Writer<'_> {
         let mut dropped = BTreeSet::new();
         let mut reports = Vec::new();
         let mut total = Changes::default();
+        let mut newest = 0;
         for (i, desc) in layers.iter().enumerate() {
             let out = self.layer(img, i, desc, &diff_ids[i], dropped)?;
             dropped = out.dropped.clone();
+            newest = newest.max(out.newest);
             total.merge(&out.changes, max);
             reports.push(LayerReport {
                 index: i,
@@ -558,13 +621,22 @@ impl Writer<'_> {
             c["User"] = json!(""); // PRODUCER-CONFIG-USER
         }
         declare(c, "Labels"); // ANNOTATION-LABEL
+        let mut base_dropped = drop_base(c.get_mut("Labels"));
+        // A `created` that depends on the input only, so the same input
+        // gives the same bytes: the input's own, else the newest mtime of
+        // the layers (tools such as umoci need one).
+        let created = match obj.get("created").and_then(Value::as_str) {
+            Some(c) => c.to_string(),
+            None => rfc3339(newest),
+        };
         let history = obj.entry("history").or_insert_with(|| json!([]));
         if !history.is_array() {
             *history = json!([]);
         }
         if let Some(h) = history.as_array_mut() {
-            // No `created`: the same input must give the same bytes.
-            h.push(json!({"created_by": HISTORY_CREATED_BY, "comment": comment, "empty_layer": true}));
+            h.push(
+                json!({"created": created, "created_by": HISTORY_CREATED_BY, "comment": comment, "empty_layer": true}),
+            );
         }
         let (config_digest, config_size) = self.write_json(&config)?;
 
@@ -589,6 +661,11 @@ impl Writer<'_> {
             .collect();
         manifest["layers"] = json!(new_layers);
         declare(&mut manifest, "annotations"); // ANNOTATION-MANIFEST
+        for key in drop_base(manifest.get_mut("annotations")) {
+            if !base_dropped.contains(&key) {
+                base_dropped.push(key);
+            }
+        }
         let (manifest_digest, manifest_size) = self.write_json(&manifest)?;
         let report = ImageReport {
             name: img.name.clone(),
@@ -597,6 +674,7 @@ impl Writer<'_> {
             output_config: config_digest,
             config_user: user,
             config_user_reset: reset,
+            base_annotations_dropped: base_dropped,
             layers: reports,
             total,
         };
@@ -649,26 +727,27 @@ impl Writer<'_> {
         // Three threads per layer: decompressing (in `layer::scan`), tar
         // parsing and rewriting (here), compressing and writing the blob.
         let (tx, rx) = mpsc::sync_channel(CHANNEL_DEPTH);
-        let (reader, scanned, (changes, dropped, input_failed), tar_end, blob_written, stats) = thread::scope(|s| {
-            let writer = s.spawn(move || write::compress_into(file, codec, rx));
-            let rewriter = Rewriter::new(HashingWriter::new(ChunkSender::new(tx)), dropped, max);
-            let mut sinks = (rewriter, Collector::new(max));
-            let (reader, scanned) =
-                layer::scan(opened.reader, compression, &mut sinks, progress, true, &self.layout.limits);
-            let (rewriter, collector) = sinks;
-            let Finished { out, changes, dropped, input_failed } = rewriter.finish();
-            let tar_end = out.and_then(|hashing| {
-                let (mut sender, diff_id, _) = hashing.finish();
-                sender.flush()?;
-                Ok(diff_id)
-                // The sender is dropped here: the compressor sees the end.
+        let (reader, scanned, (changes, dropped, input_failed, newest), tar_end, blob_written, stats) =
+            thread::scope(|s| {
+                let writer = s.spawn(move || write::compress_into(file, codec, rx));
+                let rewriter = Rewriter::new(HashingWriter::new(ChunkSender::new(tx)), dropped, max);
+                let mut sinks = (rewriter, Collector::new(max));
+                let (reader, scanned) =
+                    layer::scan(opened.reader, compression, &mut sinks, progress, true, &self.layout.limits);
+                let (rewriter, collector) = sinks;
+                let Finished { out, changes, dropped, input_failed, newest } = rewriter.finish();
+                let tar_end = out.and_then(|hashing| {
+                    let (mut sender, diff_id, _) = hashing.finish();
+                    sender.flush()?;
+                    Ok(diff_id)
+                    // The sender is dropped here: the compressor sees the end.
+                });
+                let blob_written = match writer.join() {
+                    Ok(r) => r,
+                    Err(panic) => std::panic::resume_unwind(panic),
+                };
+                (reader, scanned, (changes, dropped, input_failed, newest), tar_end, blob_written, collector.finish())
             });
-            let blob_written = match writer.join() {
-                Ok(r) => r,
-                Err(panic) => std::panic::resume_unwind(panic),
-            };
-            (reader, scanned, (changes, dropped, input_failed), tar_end, blob_written, collector.finish())
-        });
         let fail = |message: String| {
             let _ = std::fs::remove_file(&temp);
             Err(message)
@@ -705,7 +784,7 @@ impl Writer<'_> {
         let mut changes = changes;
         changes.owners = stats.owners;
         changes.other_owners = stats.other_owners;
-        Ok(LayerOut { media_type: codec.media_type(), digest, size, diff_id: new_diff_id, changes, dropped })
+        Ok(LayerOut { media_type: codec.media_type(), digest, size, diff_id: new_diff_id, changes, dropped, newest })
     }
 
     /// Rebuilds the index `doc` (found at `file`): flattened images get
@@ -827,6 +906,14 @@ fn history_comment(c: &Changes, user: Option<&str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timestamps() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(253_402_300_799), "9999-12-31T23:59:59Z");
+    }
 
     #[test]
     fn outputs() {

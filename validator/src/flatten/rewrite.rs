@@ -10,11 +10,10 @@ use serde::Serialize;
 use super::write::{Header, TarWriter};
 use crate::layer::path::{Normal, escape};
 use crate::layer::{Entry, Fault, Kind, Sink, SinkError};
+use crate::report::Example;
 use crate::spec::whiteout::{self, Name};
 use crate::spec::{ids, xattr};
-use crate::report::Example;
 use crate::stats::{OwnerTally, Tally};
-
 
 /// What flattening changed in one layer (or, summed, in an image).
 #[derive(Clone, Debug, Default, Serialize)]
@@ -95,7 +94,6 @@ fn add(t: &mut Tally, max: usize, path: impl FnOnce() -> String, detail: Option<
     }
 }
 
-
 pub struct Rewriter<W: Write> {
     out: TarWriter<W>,
     max: usize,
@@ -107,6 +105,7 @@ pub struct Rewriter<W: Write> {
     /// The scan stopped because an entry's data could not be read, not
     /// because the output could not be written.
     input_failed: bool,
+    newest: u64,
 }
 
 /// What a rewriter leaves when its layer is done.
@@ -117,6 +116,8 @@ pub struct Finished<W> {
     /// Paths dropped in this and lower layers, for the next layer.
     pub dropped: BTreeSet<Normal>,
     pub input_failed: bool,
+    /// The newest modification time of an entry written, in seconds.
+    pub newest: u64,
 }
 
 /// Notes whether reading an entry's data failed, to tell a broken input
@@ -136,7 +137,7 @@ impl Read for Tracked<'_> {
 
 impl<W: Write> Rewriter<W> {
     pub fn new(out: W, dropped: BTreeSet<Normal>, max: usize) -> Self {
-        Rewriter { out: TarWriter::new(out), max, dropped, changes: Changes::default(), input_failed: false }
+        Rewriter { out: TarWriter::new(out), max, dropped, changes: Changes::default(), input_failed: false, newest: 0 }
     }
 
     /// Ends the tar stream.
@@ -146,6 +147,7 @@ impl<W: Write> Rewriter<W> {
             changes: self.changes,
             dropped: self.dropped,
             input_failed: self.input_failed,
+            newest: self.newest,
         }
     }
 
@@ -276,7 +278,9 @@ impl<W: Write> Rewriter<W> {
                     add(&mut self.changes.owner_xattrs_removed, max, || e.display_path(), Some(escape(n)))
                 }
                 xattr::Class::Acl => acl_xattr = true,
-                xattr::Class::User | xattr::Class::Privileged | xattr::Class::Other => kept.push((n.clone(), v.clone())),
+                xattr::Class::User | xattr::Class::Privileged | xattr::Class::Other => {
+                    kept.push((n.clone(), v.clone()))
+                }
             }
         }
         if acl_xattr && !e.has_acl {
@@ -350,6 +354,7 @@ impl<W: Write> Sink for Rewriter<W> {
             return Err(SinkError(format!("writing {}: {err}", e.display_path())));
         }
         self.changes.written += 1;
+        self.newest = self.newest.max(e.mtime);
         Ok(())
     }
 }

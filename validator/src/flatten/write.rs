@@ -493,14 +493,33 @@ pub fn pack(root: &Path, dest: &Path) -> io::Result<()> {
     let file = File::options().write(true).create_new(true).open(dest)?;
     let mut tar = TarWriter::new(BufWriter::with_capacity(1 << 16, file));
     let dir = |tar: &mut TarWriter<_>, name: &[u8]| {
-        let h =
-            Header { name, typeflag: b'5', mode: 0o755, mtime: 0, pax_mtime: None, size: 0, link: b"", owner_name: b"", xattrs: &[] };
+        let h = Header {
+            name,
+            typeflag: b'5',
+            mode: 0o755,
+            mtime: 0,
+            pax_mtime: None,
+            size: 0,
+            link: b"",
+            owner_name: b"",
+            xattrs: &[],
+        };
         tar.entry(&h, None)
     };
     let file = |tar: &mut TarWriter<_>, name: &[u8], path: &Path| -> io::Result<()> {
         let mut f = File::open(path)?;
         let size = f.metadata()?.len();
-        let h = Header { name, typeflag: b'0', mode: 0o644, mtime: 0, pax_mtime: None, size, link: b"", owner_name: b"", xattrs: &[] };
+        let h = Header {
+            name,
+            typeflag: b'0',
+            mode: 0o644,
+            mtime: 0,
+            pax_mtime: None,
+            size,
+            link: b"",
+            owner_name: b"",
+            xattrs: &[],
+        };
         tar.entry(&h, Some(&mut f))
     };
     file(&mut tar, b"oci-layout", &root.join("oci-layout"))?;

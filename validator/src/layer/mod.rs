@@ -9,8 +9,8 @@ pub mod tar;
 
 use std::fmt;
 use std::io::{self, BufReader, Read};
-use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::atomic::Ordering;
+use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread;
 
@@ -314,7 +314,13 @@ fn consume<R: Read>(
                     ReadError::Limit(l) => Some(l.clone()),
                     _ => None,
                 };
-                StreamError { offset, after: last.as_deref().map(path::escape), message: e.to_string(), from_sink: false, limit }
+                StreamError {
+                    offset,
+                    after: last.as_deref().map(path::escape),
+                    message: e.to_string(),
+                    from_sink: false,
+                    limit,
+                }
             };
             let entry = match reader.next_entry() {
                 Ok(Ok(entry)) => entry,

@@ -136,6 +136,9 @@ impl<R: Read> TarReader<R> {
     /// The next entry, or how the stream ended. The previous entry's
     /// remaining data is skipped first.
     pub fn next_entry(&mut self) -> Result<Result<Entry, End>, ReadError> {
+        if crate::interrupt::requested() {
+            return Err(ReadError::Format("interrupted by a signal".into()));
+        }
         self.skip_rest()?;
         let mut pending = Pending::default();
         loop {

@@ -44,6 +44,13 @@ fn image(out: &mut String, img: &ImageReport) {
             img.config_user.as_deref().unwrap_or_default()
         );
     }
+    if !img.base_annotations_dropped.is_empty() {
+        let _ = writeln!(
+            out,
+            "  removed {} from the manifest and config.Labels: they name the unflattened base",
+            img.base_annotations_dropped.join(" and ")
+        );
+    }
     let t = &img.total;
     let _ = writeln!(
         out,

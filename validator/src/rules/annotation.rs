@@ -90,7 +90,11 @@ pub fn check(sources: &[Source<'_>], manifest: Manifest, image: &Location, f: &m
     let declared_at = |place: &str| present.iter().any(|d| d.place == place);
     let config = sources.iter().find(|s| s.place == "config-label");
     if present.is_empty() {
-        f.push(&ANNOTATION_ABSENT, at(primary, KEY), format!("no {KEY} annotation; consumers treat the image as \"allowed\""));
+        f.push(
+            &ANNOTATION_ABSENT,
+            at(primary, KEY),
+            format!("no {KEY} annotation; consumers treat the image as \"allowed\""),
+        );
     } else if manifest == Manifest::Docker {
         if let Some(config) = config.filter(|_| !declared_at("config-label")) {
             f.push(

@@ -22,7 +22,6 @@ use crate::report::{Groups, Location};
 use crate::spec::ids::MAX_ID;
 use crate::spec::whiteout::{self, Name};
 
-
 /// What one layer created and removed, for hardlink checks across layers.
 #[derive(Default)]
 pub struct LinkIndex {

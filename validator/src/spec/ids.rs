@@ -30,7 +30,8 @@ mod tests {
 
     #[test]
     fn root_forms() {
-        for ok in [None, Some(""), Some("0"), Some("root"), Some("0:0"), Some("root:root"), Some("0:root"), Some("root:0")]
+        for ok in
+            [None, Some(""), Some("0"), Some("root"), Some("0:0"), Some("root:root"), Some("0:root"), Some("root:0")]
         {
             assert!(root_user(ok), "{ok:?}");
         }
