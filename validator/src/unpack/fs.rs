@@ -234,3 +234,15 @@ pub fn set_link_mtime(dir: BorrowedFd<'_>, name: &[u8], mtime: u64) -> io::Resul
 pub fn set_xattr(fd: impl AsFd, name: &[u8], value: &[u8]) -> io::Result<()> {
     rfs::fsetxattr(fd, name, value, rfs::XattrFlags::empty()).map_err(err)
 }
+
+/// Clears the set-user-ID and set-group-ID bits of a directory we made
+/// (DEST, made inside a set-group-ID directory, inherits the latter).
+pub fn clear_setid(path: &Path) -> io::Result<()> {
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let fd = rfs::open(path, flags, Mode::empty()).map_err(err)?;
+    let mode = rfs::fstat(&fd).map_err(err)?.st_mode;
+    if mode & 0o6000 != 0 {
+        set_mode(&fd, mode & 0o1777)?;
+    }
+    Ok(())
+}

@@ -166,6 +166,10 @@ fn prepare(dest: &Path) -> Result<bool, Failure> {
         Ok(_) => Err(usage(format!("{}: destination exists and is not a directory", dest.display()))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             std::fs::create_dir(dest).map_err(|e| usage(format!("{}: cannot create: {e}", dest.display())))?;
+            // Made inside a set-group-ID directory, DEST inherits the bit,
+            // and every directory made in it would too
+            // (CONSUMER-SETID-CLEARED).
+            fs::clear_setid(dest).map_err(|e| usage(format!("{}: {e}", dest.display())))?;
             Ok(true)
         }
         Err(e) => Err(usage(format!("{}: {e}", dest.display()))),
