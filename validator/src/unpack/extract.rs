@@ -1,14 +1,15 @@
 //! The unpack sink: applies each entry of a layer to the destination tree
 //! the way the spec's consumer requirements say.
 
-use std::collections::{BTreeMap, HashSet};
+use std::borrow::Cow;
+use std::collections::HashSet;
 use std::hash::{BuildHasher, RandomState};
 use std::io::{self, Read};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 
 use serde::Serialize;
 
-use super::fs::{self, Kind as OnDisk, Root};
+use super::fs::{self, DirFd, DirInfo, Dirs, Kind as OnDisk, Root, Step, Unresolved, flag};
 use crate::layer::path::{Normal, escape};
 use crate::layer::{Entry, Kind, Sink, SinkError};
 use crate::stats::Tally;
@@ -51,15 +52,13 @@ pub struct Summary {
 pub struct Extractor<'r> {
     root: &'r mut Root,
     keys: RandomState,
-    /// Paths created by the layer being applied, and every ancestor of
-    /// one: whiteouts of the same layer must not remove them, only the
-    /// lower content around them (CONSUMER-WHITEOUT, CONSUMER-OPAQUE).
+    /// Non-directories made by the layer being applied, by parent
+    /// directory and name (8 bytes each): whiteouts of the same layer must
+    /// not remove them (CONSUMER-WHITEOUT, CONSUMER-OPAQUE). Directories
+    /// carry the same facts as flags, by inode ([`fs::flag`]).
     created: HashSet<u64>,
-    /// Paths the layer being applied has entries for (not mere ancestors).
-    explicit: HashSet<u64>,
-    /// Final directory modes, applied after the last layer so that a
-    /// read-only directory never stops a later entry (CONSUMER-READONLY-DIR).
-    pub dir_modes: BTreeMap<Normal, u32>,
+    /// The mode DEST ends with, if an entry names the root.
+    root_mode: Option<u32>,
     pub summary: Summary,
     max: usize,
 }
@@ -69,7 +68,11 @@ enum Reject {
     /// Counted already in its own category (a hardlink without target).
     Skipped,
     /// Counted under `rejected`, with the reason.
-    Because(&'static str),
+    Because(Cow<'static, str>),
+}
+
+fn because(why: impl Into<Cow<'static, str>>) -> io::Result<Result<(), Reject>> {
+    Ok(Err(Reject::Because(why.into())))
 }
 
 impl<'r> Extractor<'r> {
@@ -78,34 +81,28 @@ impl<'r> Extractor<'r> {
             root,
             keys: RandomState::new(),
             created: HashSet::new(),
-            explicit: HashSet::new(),
-            dir_modes: BTreeMap::new(),
+            root_mode: None,
             summary: Summary::default(),
             max: max_examples,
         }
     }
 
-    pub fn root(&self) -> &Root {
-        self.root
-    }
-
     /// Called between layers.
     pub fn next_layer(&mut self) {
         self.created.clear();
-        self.explicit.clear();
-        self.root.forget();
+        self.root.next_layer();
     }
 
-    fn key(&self, p: &Normal) -> u64 {
-        self.keys.hash_one(&p.0)
+    /// Called after the last layer: directory modes, children first, so
+    /// that a read-only directory never stopped an entry
+    /// (CONSUMER-READONLY-DIR), and no directory keeps a set-group-ID bit
+    /// inherited from DEST (CONSUMER-SETID-CLEARED).
+    pub fn finish(&mut self) -> io::Result<()> {
+        self.root.apply_modes(self.root_mode)
     }
 
-    /// Marks `p` and its ancestors as this layer's.
-    fn mark_created(&mut self, p: &Normal) {
-        self.created.insert(self.key(p));
-        for a in p.ancestors() {
-            self.created.insert(self.keys.hash_one(a));
-        }
+    fn key(&self, dir: u64, name: &[u8]) -> u64 {
+        self.keys.hash_one((dir, name))
     }
 
     fn note(t: &mut Tally, max: usize, e: &Entry, detail: Option<String>) {
@@ -115,40 +112,48 @@ impl<'r> Extractor<'r> {
         }
     }
 
+    fn rejected(&self, u: Unresolved) -> Reject {
+        Reject::Because(u.why(self.root.max_depth()).into())
+    }
+
     fn apply(&mut self, e: &Entry, data: &mut dyn Read) -> io::Result<Result<(), Reject>> {
         if e.over_limit.is_some() {
-            return Ok(Err(Reject::Because(
-                "it exceeds a limit (--max-path-bytes, --max-path-depth, --max-pax-bytes)",
-            )));
+            return because("it exceeds a limit (--max-path-bytes, --max-path-depth, --max-pax-bytes)");
         }
         let path = match &e.path {
             Ok(p) => p.clone(),
-            Err(_) => return Ok(Err(Reject::Because("the name climbs above the root"))),
+            Err(_) => return because("the name climbs above the root"),
         };
+        // No system call takes a name with a NUL byte in it.
+        if path.0.contains(&0) || e.link.as_deref().is_some_and(|l| l.contains(&0)) {
+            return because("a NUL byte in the name or link target");
+        }
         if path.is_root() {
             if e.kind != Kind::Dir {
-                return Ok(Err(Reject::Because("a non-directory entry names the root")));
+                return because("a non-directory entry names the root");
             }
-            self.dir_modes.insert(path, e.mode & 0o1777);
+            self.root_mode = Some(e.mode & 0o1777);
             return Ok(Ok(()));
         }
         let name = path.name().to_vec();
         // `.wh.` names are never created (CONSUMER-WHITEOUT), not even as the
         // directories a later component would need (CONSUMER-WHITEOUT-INVALID).
         if whiteout::under_whiteout(&path) {
-            return Ok(Err(Reject::Because("a `.wh.` name used as a directory")));
+            return because("a `.wh.` name used as a directory");
         }
         match whiteout::classify(&name) {
             Name::Plain => {}
-            Name::Invalid(why) => return Ok(Err(Reject::Because(why))),
+            Name::Invalid(why) => return because(why),
             Name::Opaque => return self.opaque(&path),
             Name::Removes(rest) => return self.whiteout(&path, rest),
+        }
+        if e.kind == Kind::Symlink && e.link.as_deref().unwrap_or_default().is_empty() {
+            return because("a symlink with an empty target, which Linux cannot create");
         }
         if e.mode & 0o6000 != 0 {
             Self::note(&mut self.summary.setid_cleared, self.max, e, Some(format!("{:o}", e.mode)));
         }
-        // A hardlink's target is looked up before the link's own parent is
-        // borrowed from the root.
+        // A hardlink's target is looked up before the link's own parent.
         let target = match e.kind {
             Kind::Hardlink => match self.link_target(e, &path)? {
                 Ok(t) => Some(t),
@@ -156,40 +161,41 @@ impl<'r> Extractor<'r> {
             },
             _ => None,
         };
-        let mut made = Vec::new();
-        let Some(dir) = self.root.parent(&path, &mut |p| made.push(p))? else {
-            return Ok(Err(Reject::Because("a parent of the path is not a directory, or is a symlink to nothing")));
+        let dir = match self.root.parent(&path)? {
+            Ok(dir) => dir,
+            Err(u) => return Ok(Err(self.rejected(u))),
         };
-        let dir = dir.try_clone_to_owned()?;
-        for p in made {
-            self.mark_created(&p);
-            self.dir_modes.entry(p).or_insert(0o755);
-        }
-        let existing = fs::kind_at(dir.as_fd(), &name)?;
-        let replace = |root: &mut Root, modes: &mut BTreeMap<Normal, u32>| -> io::Result<()> {
+        let existing = fs::kind_at(dir.fd(), &name)?;
+        let replace = |root: &mut Root| -> io::Result<()> {
             if existing.is_some() {
-                root.forget();
-                forget_modes(modes, &path);
-                fs::remove(dir.as_fd(), &name)?;
+                root.remove(&dir, &name)?;
             }
             Ok(())
         };
         match e.kind {
             Kind::Dir => {
-                if existing != Some(OnDisk::Dir) {
-                    replace(self.root, &mut self.dir_modes)?;
-                    fs::make_dir(dir.as_fd(), &name)?;
+                let ino = match existing {
+                    Some((OnDisk::Dir, ino)) => ino,
+                    _ => {
+                        replace(self.root)?;
+                        self.root.make_dir(&dir, &name)?
+                    }
+                };
+                let layer = self.root.layer;
+                if let Some(info) = self.root.dirs.get_mut(&ino) {
+                    info.set(layer, flag::EXPLICIT);
+                    info.mode = (e.mode & 0o1777) as u16;
                 }
-                self.dir_modes.insert(path.clone(), e.mode & 0o1777);
                 if !e.xattrs.is_empty() {
-                    let fd = fs::open_subdir(dir.as_fd(), &name)?;
+                    let fd = fs::open_subdir(dir.fd(), &name)?;
                     self.xattrs(e, &fd);
                 }
+                self.root.mark(ino);
                 self.summary.directories += 1;
             }
             Kind::File => {
-                replace(self.root, &mut self.dir_modes)?;
-                let file = fs::create_file(dir.as_fd(), &name, data)?;
+                replace(self.root)?;
+                let file = fs::create_file(dir.fd(), &name, data)?;
                 // Attributes before the mode: a read-only mode would make
                 // the kernel refuse them.
                 self.xattrs(e, &file);
@@ -198,15 +204,15 @@ impl<'r> Extractor<'r> {
                 self.summary.files += 1;
             }
             Kind::Symlink => {
-                replace(self.root, &mut self.dir_modes)?;
-                fs::make_symlink(dir.as_fd(), &name, e.link.as_deref().unwrap_or_default())?;
-                fs::set_link_mtime(dir.as_fd(), &name, e.mtime)?;
+                replace(self.root)?;
+                fs::make_symlink(dir.fd(), &name, e.link.as_deref().unwrap_or_default())?;
+                fs::set_link_mtime(dir.fd(), &name, e.mtime)?;
                 self.summary.symlinks += 1;
             }
             Kind::Hardlink => {
                 let (tdir, tname) = target.expect("looked up above");
-                replace(self.root, &mut self.dir_modes)?;
-                match fs::make_hardlink(tdir.as_fd(), &tname, dir.as_fd(), &name) {
+                replace(self.root)?;
+                match fs::make_hardlink(tdir.fd(), &tname, dir.fd(), &name) {
                     Ok(()) => self.summary.hardlinks += 1,
                     // The target lived inside what the link replaced (a link
                     // `a` to `a/x`): nothing is left to link to.
@@ -219,108 +225,118 @@ impl<'r> Extractor<'r> {
                 }
             }
             Kind::Fifo => {
-                replace(self.root, &mut self.dir_modes)?;
-                fs::make_fifo(dir.as_fd(), &name, e.mode & 0o777)?;
+                replace(self.root)?;
+                fs::make_fifo(dir.fd(), &name, e.mode & 0o777)?;
                 self.summary.fifos += 1;
             }
             Kind::Char | Kind::Block => {
                 // Skipping leaves nothing at the path, not even what a
                 // lower layer had there.
-                replace(self.root, &mut self.dir_modes)?;
+                replace(self.root)?;
                 Self::note(&mut self.summary.devices_skipped, self.max, e, Some(e.kind.name().into()));
             }
             Kind::Other(_) | Kind::Global => {
-                replace(self.root, &mut self.dir_modes)?;
+                replace(self.root)?;
                 Self::note(&mut self.summary.unknown_skipped, self.max, e, None);
             }
         }
-        self.mark_created(&path);
-        self.explicit.insert(self.key(&path));
+        self.created.insert(self.key(dir.ino, &name));
+        self.root.mark(dir.ino);
         Ok(Ok(()))
     }
 
     /// The existing object a hardlink entry names: its directory and name.
-    fn link_target(&mut self, e: &Entry, path: &Normal) -> io::Result<Result<(std::os::fd::OwnedFd, Vec<u8>), Reject>> {
+    fn link_target(&mut self, e: &Entry, path: &Normal) -> io::Result<Result<(DirFd, Vec<u8>), Reject>> {
         let Some(Ok(target)) = e.link.as_deref().map(Normal::parse) else {
-            return Ok(Err(Reject::Because("the hardlink target climbs above the root")));
+            return Ok(Err(Reject::Because("the hardlink target climbs above the root".into())));
         };
         if target.is_root() || &target == path {
-            return Ok(Err(Reject::Because("the hardlink names itself or the root")));
+            return Ok(Err(Reject::Because("the hardlink names itself or the root".into())));
         }
-        let Some(tdir) = self.root.lookup(&target.parent())? else {
-            Self::note(&mut self.summary.hardlinks_skipped, self.max, e, Some(format!("target {}", target.display())));
-            return Ok(Err(Reject::Skipped));
+        let tdir = match self.root.lookup(&target.parent())? {
+            Ok(dir) => Some(dir),
+            // CONSUMER-SYMLINK-PARENT: a link that does not resolve.
+            Err(u) if u.is_link() => return Ok(Err(self.rejected(u))),
+            // Nothing is at the target path (CONSUMER-HARDLINK).
+            Err(_) => None,
         };
-        match fs::kind_at(tdir.as_fd(), target.name())? {
-            None => {
-                Self::note(
-                    &mut self.summary.hardlinks_skipped,
-                    self.max,
-                    e,
-                    Some(format!("target {}", target.display())),
-                );
+        let found = match &tdir {
+            Some(dir) => fs::kind_at(dir.fd(), target.name())?,
+            None => None,
+        };
+        match (tdir, found) {
+            (Some(dir), Some((OnDisk::Other, _))) => Ok(Ok((dir, target.name().to_vec()))),
+            (_, Some((OnDisk::Dir, _))) => Ok(Err(Reject::Because("the hardlink targets a directory".into()))),
+            _ => {
+                let detail = Some(format!("target {}", target.display()));
+                Self::note(&mut self.summary.hardlinks_skipped, self.max, e, detail);
                 Ok(Err(Reject::Skipped))
             }
-            Some(OnDisk::Dir) => Ok(Err(Reject::Because("the hardlink targets a directory"))),
-            Some(OnDisk::Other) => Ok(Ok((tdir, target.name().to_vec()))),
+        }
+    }
+
+    /// The directory that holds a whiteout, or `None` when there is none
+    /// (the whiteout then has no effect).
+    fn whiteout_dir(&mut self, dir: &Normal) -> io::Result<Result<Option<DirFd>, Reject>> {
+        self.summary.whiteouts += 1;
+        match self.root.lookup(dir)? {
+            Ok(fd) => Ok(Ok(Some(fd))),
+            Err(u) if u.is_link() => {
+                self.summary.whiteouts -= 1;
+                Ok(Err(self.rejected(u)))
+            }
+            Err(_) => Ok(Ok(None)),
         }
     }
 
     /// CONSUMER-OPAQUE.
     fn opaque(&mut self, path: &Normal) -> io::Result<Result<(), Reject>> {
-        let dir = path.parent();
-        self.summary.whiteouts += 1;
-        self.root.forget();
-        if let Some(fd) = self.root.read_dir(&dir)? {
-            self.prune(&fd, &dir)?;
+        match self.whiteout_dir(&path.parent())? {
+            Ok(Some(dir)) => self.prune(&dir)?,
+            Ok(None) => {}
+            Err(r) => return Ok(Err(r)),
         }
         Ok(Ok(()))
     }
 
     /// CONSUMER-WHITEOUT: `path` is `DIR/.wh.REST`.
     fn whiteout(&mut self, path: &Normal, rest: &[u8]) -> io::Result<Result<(), Reject>> {
-        let dir = path.parent();
-        self.summary.whiteouts += 1;
-        self.root.forget();
-        let Some(fd) = self.root.lookup(&dir)? else { return Ok(Ok(())) };
-        let target = dir.join(rest);
-        if !self.created.contains(&self.key(&target)) {
-            forget_modes(&mut self.dir_modes, &target);
-            fs::remove(fd.as_fd(), rest)?;
-        } else if fs::kind_at(fd.as_fd(), rest)? == Some(OnDisk::Dir) {
-            // This layer made it, or made something beneath it: only the
-            // lower content goes, with the lower directory's own mode.
-            self.lower_dir_gone(&target);
-            let sub = fs::open_subdir(fd.as_fd(), rest)?;
-            self.prune(&sub, &target)?;
+        let dir = match self.whiteout_dir(&path.parent())? {
+            Ok(Some(dir)) => dir,
+            Ok(None) => return Ok(Ok(())),
+            Err(r) => return Ok(Err(r)),
+        };
+        let layer = self.root.layer;
+        match fs::kind_at(dir.fd(), rest)? {
+            None => {}
+            Some((OnDisk::Other, _)) if self.created.contains(&self.key(dir.ino, rest)) => {}
+            Some((OnDisk::Other, _)) => self.root.remove(&dir, rest)?,
+            Some((OnDisk::Dir, ino)) => match self.root.dirs.get_mut(&ino) {
+                Some(info) if info.has(layer, flag::MARKED) => {
+                    // This layer made it, or made something beneath it:
+                    // only the lower content goes, with the lower
+                    // directory's own mode.
+                    lower_dir_gone(info, layer);
+                    let sub = self.root.subdir(&dir, rest)?;
+                    self.prune(&sub)?;
+                }
+                _ => self.root.remove(&dir, rest)?,
+            },
         }
         Ok(Ok(()))
     }
 
-    /// Removes from `dir` everything the current layer did not create.
-    fn prune(&mut self, fd: &std::os::fd::OwnedFd, dir: &Normal) -> io::Result<()> {
-        for child in fs::children(fd)? {
-            let path = dir.join(&child);
-            if !self.created.contains(&self.key(&path)) {
-                forget_modes(&mut self.dir_modes, &path);
-                fs::remove(fd.as_fd(), &child)?;
-            } else if fs::kind_at(fd.as_fd(), &child)? == Some(OnDisk::Dir) {
-                self.lower_dir_gone(&path);
-                let sub = fs::open_subdir(fd.as_fd(), &child)?;
-                self.prune(&sub, &path)?;
-            }
+    /// Removes from `dir` everything the current layer did not make.
+    fn prune(&mut self, dir: &DirFd) -> io::Result<()> {
+        let layer = self.root.layer;
+        let clean =
+            self.root.dirs.get(&dir.ino).is_some_and(|i| i.has(layer, flag::BORN) || i.has(layer, flag::PRUNED));
+        if clean {
+            // Nothing of a lower layer is in it.
+            return Ok(());
         }
-        Ok(())
-    }
-
-    /// A lower directory removed by a whiteout but kept on disk for what
-    /// this layer wrote beneath it is, in effect, made again implicitly:
-    /// unless this layer has an entry for it, it gets the implicit 0755, as
-    /// it would had the whiteout come first.
-    fn lower_dir_gone(&mut self, dir: &Normal) {
-        if !self.explicit.contains(&self.key(dir)) {
-            self.dir_modes.insert(dir.clone(), 0o755);
-        }
+        let mut visit = Prune { created: &self.created, keys: &self.keys, layer };
+        self.root.walk(dir, &mut visit)
     }
 
     fn xattrs(&mut self, e: &Entry, fd: &impl AsFd) {
@@ -342,19 +358,44 @@ impl<'r> Extractor<'r> {
     }
 }
 
-/// Drops the recorded modes of `path` and everything beneath it: they
-/// belong to directories that are gone, and a directory made again at the
-/// same path must not inherit them.
-fn forget_modes(modes: &mut BTreeMap<Normal, u32>, path: &Normal) {
-    modes.remove(path);
-    // Descendants sort from "path/" up to, not including, "path0" ('0'
-    // follows '/'), whatever names like "path-x" sort between.
-    let (mut from, mut to) = (path.0.clone(), path.0.clone());
-    from.push(b'/');
-    to.push(b'0');
-    let doomed: Vec<Normal> = modes.range(Normal(from)..Normal(to)).map(|(p, _)| p.clone()).collect();
-    for p in doomed {
-        modes.remove(&p);
+/// A lower directory removed by a whiteout but kept on disk for what this
+/// layer wrote beneath it is, in effect, made again implicitly: unless this
+/// layer has an entry for it, it gets the implicit 0755, as it would had
+/// the whiteout come first.
+fn lower_dir_gone(info: &mut DirInfo, layer: u32) {
+    if !info.has(layer, flag::EXPLICIT) {
+        info.mode = 0o755;
+    }
+}
+
+/// Walks a directory whose lower content goes, keeping what this layer
+/// made (CONSUMER-OPAQUE, and CONSUMER-WHITEOUT of a directory this layer
+/// wrote into).
+struct Prune<'a> {
+    created: &'a HashSet<u64>,
+    keys: &'a RandomState,
+    layer: u32,
+}
+
+impl fs::Visit for Prune<'_> {
+    fn keep(&mut self, _: &Dirs, dir: u64, name: &[u8]) -> bool {
+        self.created.contains(&self.keys.hash_one((dir, name)))
+    }
+
+    fn dir(&mut self, dirs: &mut Dirs, _: u64, ino: u64) -> Step {
+        let Some(info) = dirs.get_mut(&ino) else { return Step::Remove };
+        if !info.has(self.layer, flag::MARKED) {
+            return Step::Remove;
+        }
+        lower_dir_gone(info, self.layer);
+        if info.has(self.layer, flag::BORN) || info.has(self.layer, flag::PRUNED) { Step::Skip } else { Step::Descend }
+    }
+
+    fn leave(&mut self, dirs: &mut Dirs, _: BorrowedFd<'_>, ino: u64) -> io::Result<()> {
+        if let Some(info) = dirs.get_mut(&ino) {
+            info.set(self.layer, flag::PRUNED);
+        }
+        Ok(())
     }
 }
 
@@ -372,19 +413,5 @@ impl Sink for Extractor<'_> {
             }
             Err(err) => Err(SinkError(format!("cannot apply {}: {err}", e.display_path()))),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn forgetting_modes_takes_descendants_only() {
-        let n = |s: &str| Normal(s.as_bytes().to_vec());
-        let mut m: BTreeMap<Normal, u32> =
-            ["a", "a-b", "a/x", "a/x/y", "a0", "ab"].iter().map(|p| (n(p), 0o755)).collect();
-        forget_modes(&mut m, &n("a"));
-        assert_eq!(m.keys().map(|k| k.display()).collect::<Vec<_>>(), ["a-b", "a0", "ab"]);
     }
 }

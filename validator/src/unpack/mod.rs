@@ -7,7 +7,6 @@ mod extract;
 mod fs;
 
 use std::fmt::Write as _;
-use std::os::fd::AsFd;
 use std::path::Path;
 
 use indicatif::ProgressBar;
@@ -77,8 +76,9 @@ pub fn unpack(reference: &Reference, dest: &Path, options: &Options) -> Result<U
     }
     let declarations = image.declarations(&mut Findings::default());
     let notice = policy(&image, &declarations, options.confirm_flatten)?;
+    let choice = fs::Choice::from_env().map_err(|e| Failure::Usage(Error::new(e)))?;
     let created = prepare(dest)?;
-    let result = apply(&layout, &image, dest, options);
+    let result = apply(&layout, &image, dest, choice, options);
     match result {
         Ok(summary) => Ok(Unpacked { image: image.name.clone(), value: declarations.effective, notice, summary }),
         Err(message) => {
@@ -177,8 +177,15 @@ fn prepare(dest: &Path) -> Result<bool, Failure> {
 }
 
 /// Applies every layer in order; an error names the layer and what broke.
-fn apply(layout: &Layout, image: &Image, dest: &Path, options: &Options) -> Result<Summary, String> {
-    let mut root = fs::Root::open(dest).map_err(|e| format!("{}: {e}", dest.display()))?;
+fn apply(
+    layout: &Layout,
+    image: &Image,
+    dest: &Path,
+    choice: fs::Choice,
+    options: &Options,
+) -> Result<Summary, String> {
+    let mut root =
+        fs::Root::open(dest, choice, options.limits.max_path_depth).map_err(|e| format!("{}: {e}", dest.display()))?;
     let diff_ids = image.config.as_ref().map(|c| c.rootfs().diff_ids().clone()).unwrap_or_default();
     let layers = image.manifest.layers();
     if diff_ids.len() != layers.len() {
@@ -207,30 +214,14 @@ fn apply(layout: &Layout, image: &Image, dest: &Path, options: &Options) -> Resu
         }
         x.next_layer();
     }
-    // Directory modes last, deepest first, so that no restrictive mode is
-    // in force while anything beneath it is still being written.
-    let mut dirs: Vec<(&crate::layer::path::Normal, &u32)> = x.dir_modes.iter().collect();
-    dirs.sort_by_key(|(p, _)| std::cmp::Reverse(p.components().count()));
-    for (path, mode) in dirs {
-        if let Some(fd) = root_dir(&x, path) {
-            fs::set_mode(fd.as_fd(), *mode).map_err(|e| format!("{}: cannot set mode: {e}", path.display()))?;
-        }
-    }
+    x.finish().map_err(|e| format!("{}: cannot set the modes of directories: {e}", dest.display()))?;
     Ok(std::mem::take(&mut x.summary))
-}
-
-fn root_dir(x: &extract::Extractor<'_>, path: &crate::layer::path::Normal) -> Option<std::os::fd::OwnedFd> {
-    x.root().existing_dir(path)
 }
 
 /// Removes what a failed unpack wrote: DEST itself if this run created it,
 /// else its contents. Nothing outside DEST is touched.
 fn discard(dest: &Path, created: bool) -> std::io::Result<()> {
-    let root = fs::Root::open(dest)?;
-    let Some(fd) = root.existing_dir(&crate::layer::path::Normal(Vec::new())) else { return Ok(()) };
-    for child in fs::children(&fd)? {
-        fs::remove(fd.as_fd(), &child)?;
-    }
+    fs::clear(dest)?;
     if created {
         std::fs::remove_dir(dest)?;
     }
