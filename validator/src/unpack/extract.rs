@@ -120,6 +120,10 @@ impl<'r> Extractor<'r> {
         if e.over_limit.is_some() {
             return because("it exceeds a limit (--max-path-bytes, --max-path-depth, --max-pax-bytes)");
         }
+        if let Some(why) = &e.malformed {
+            // CONSUMER-SPARSE: a sparse map that cannot be applied as recorded.
+            return because(why.clone());
+        }
         let path = match &e.path {
             Ok(p) => p.clone(),
             Err(_) => return because("the name climbs above the root"),
