@@ -166,11 +166,23 @@ impl Groups {
     /// Counts one occurrence at `path`; `message` must not name the path
     /// (it is the grouping key), `detail` may.
     pub fn add(&mut self, rule: &'static Rule, at: &Location, message: String, path: String, detail: Option<String>) {
+        self.add_maybe_named(rule, at, message, Some((path, detail)));
+    }
+
+    /// As [`Groups::add`], for an offender whose name was not kept: it is
+    /// counted, and given as an example only if it is named.
+    pub fn add_maybe_named(
+        &mut self,
+        rule: &'static Rule,
+        at: &Location,
+        message: String,
+        named: Option<(String, Option<String>)>,
+    ) {
         let key = (rule.id, message);
         let i = match self.index.get(&key) {
             Some(&i) => i,
             None => {
-                let location = Location { path: Some(path.clone()), ..at.clone() };
+                let location = Location { path: named.as_ref().map(|(p, _)| p.clone()), ..at.clone() };
                 self.groups.push(Finding {
                     rule,
                     severity: rule.severity,
@@ -186,7 +198,10 @@ impl Groups {
         };
         let g = &mut self.groups[i];
         g.count += 1;
-        if g.examples.len() < self.max_examples {
+        if let Some((path, detail)) = named.filter(|_| g.examples.len() < self.max_examples) {
+            if g.location.path.is_none() {
+                g.location.path = Some(path.clone());
+            }
             g.examples.push(Example { path, detail });
         }
     }

@@ -135,9 +135,10 @@ fn check_lower_links(image: &Image, layers: &[Option<&LayerScan>], keys: &Random
         return;
     };
     let mut groups: std::collections::BTreeMap<usize, Groups> = Default::default();
-    layer::check_lower_links(keys, &links, &mut |i, problem, link, detail| {
+    layer::check_lower_links(keys, &links, &mut |i, problem, names| {
         let g = groups.entry(i).or_insert_with(|| Groups::new(max));
-        g.add(&LAYER_HARDLINK, &layer_location(image, i), problem.to_string(), link.to_string(), Some(detail));
+        let named = names.map(|(link, detail)| (link, Some(detail)));
+        g.add_maybe_named(&LAYER_HARDLINK, &layer_location(image, i), problem.to_string(), named);
     });
     for g in groups.into_values() {
         for finding in g.into_findings() {

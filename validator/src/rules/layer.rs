@@ -15,7 +15,7 @@ use super::{
     LAYER_AMBIGUOUS, LAYER_DUPLICATE, LAYER_HARDLINK, LAYER_HEADER_FIELD, LAYER_ID_RANGE, LAYER_PATH_ABSOLUTE,
     LAYER_PATH_ESCAPE, LAYER_PAX_MISMATCH, LAYER_SPARSE, LAYER_WHITEOUT, LAYER_WHITEOUT_CONTENT, LIMIT_EXCEEDED,
 };
-use crate::layer::path::Normal;
+use crate::layer::path::{Normal, escape};
 use crate::layer::{Entry, Fault, Kind, Sink, SinkError};
 use crate::report::{Groups, Location};
 
@@ -23,16 +23,56 @@ use crate::spec::ids::MAX_ID;
 use crate::spec::whiteout::{self, Name};
 
 /// What one layer created and removed, for hardlink checks across layers.
+///
+/// Paths are keyed 64-bit hashes: a layer of N entries costs about
+/// 9 bytes × the table's capacity (at most 2N), whatever the names' length.
 #[derive(Default)]
 pub struct LinkIndex {
-    /// Path hash → is a directory, for every entry the layer creates.
-    created: HashMap<u64, bool>,
+    /// Every path the layer creates, as its hash with the lowest bit set
+    /// for a directory (see [`tagged`]).
+    created: HashSet<u64>,
     /// Paths the layer's whiteouts remove from lower layers.
     removed: HashSet<u64>,
     /// Directories the layer makes opaque.
     opaque: HashSet<u64>,
-    /// Hardlinks whose target this layer did not create: (link, target).
-    deferred: Vec<(String, Normal)>,
+    /// Hardlinks whose target this layer did not create.
+    deferred: Vec<Deferred>,
+    /// Parent (hash) of every directory (hash) on the way to a deferred
+    /// target, for the whiteouts and opaque markers above it.
+    parents: HashMap<u64, u64>,
+}
+
+/// A hardlink to resolve against the lower layers.
+struct Deferred {
+    /// Tagged hash of the target, and of its parent directory.
+    target: u64,
+    parent: u64,
+    /// The link's and the target's names, kept for the first
+    /// [`NAMED_DEFERRED`] links of a layer only: the reports show a few
+    /// examples, and the rest is counted.
+    names: Option<Box<(Vec<u8>, Vec<u8>)>>,
+}
+
+/// Deferred hardlinks of a layer whose names are kept for reports.
+const NAMED_DEFERRED: usize = 256;
+
+/// A path hash with its lowest bit saying whether it is a directory, so
+/// one set of `u64` says both that a path exists and what it is.
+fn tagged(hash: u64, dir: bool) -> u64 {
+    (hash & !1) | u64::from(dir)
+}
+
+impl LinkIndex {
+    /// Is `hash` created by this layer (`Some(is_dir)`)?
+    fn created(&self, hash: u64) -> Option<bool> {
+        if self.created.contains(&tagged(hash, true)) {
+            Some(true)
+        } else if self.created.contains(&tagged(hash, false)) {
+            Some(false)
+        } else {
+            None
+        }
+    }
 }
 
 pub struct LayerRules<'a> {
@@ -82,6 +122,23 @@ impl<'a> LayerRules<'a> {
         }
     }
 
+    /// Keeps a hardlink whose target is not in this layer, to look for it
+    /// in the lower layers once they are read.
+    fn defer(&mut self, e: &Entry, target: Normal) {
+        let mut child = self.key(&target.0);
+        for dir in target.ancestors().collect::<Vec<_>>().into_iter().rev().chain(std::iter::once(&b""[..])) {
+            let parent = self.key(dir);
+            if self.index.parents.insert(child, parent).is_some() {
+                break; // the rest of the way up is known
+            }
+            child = parent;
+        }
+        let parent = self.key(&target.parent().0);
+        let names =
+            (self.index.deferred.len() < NAMED_DEFERRED).then(|| Box::new((e.raw_path.clone(), target.0.clone())));
+        self.index.deferred.push(Deferred { target: self.key(&target.0), parent, names });
+    }
+
     fn hardlink(&mut self, e: &Entry, path: &Normal) {
         let Some(raw) = &e.link else { return };
         let target = match Normal::parse(raw) {
@@ -97,10 +154,10 @@ impl<'a> LayerRules<'a> {
             self.add(&LAYER_HARDLINK, "hardlink names itself as its target", e, detail());
             return;
         }
-        match self.index.created.get(&self.key(&target.0)) {
+        match self.index.created(self.key(&target.0)) {
             Some(true) => self.add(&LAYER_HARDLINK, "hardlink targets a directory", e, detail()),
             Some(false) => {}
-            None => self.index.deferred.push((e.display_path(), target)),
+            None => self.defer(e, target),
         }
     }
 }
@@ -151,7 +208,7 @@ impl Sink for LayerRules<'_> {
             self.add(&LAYER_WHITEOUT, "a `.wh.` name used as a directory", e, None);
         }
         let key = self.key(&path.0);
-        if self.index.created.insert(key, e.kind == Kind::Dir).is_some() {
+        if self.index.created(key).is_some() || !self.index.created.insert(tagged(key, e.kind == Kind::Dir)) {
             self.add(&LAYER_DUPLICATE, "path appears more than once in the layer", e, None);
         }
         let name = whiteout::classify(path.name());
@@ -166,29 +223,43 @@ impl Sink for LayerRules<'_> {
 
 /// Hardlinks whose target was not in their own layer must find it in the
 /// tree the lower layers built, not removed by their own layer's whiteouts.
-/// `layers[i]` is layer i of the image; findings go to `groups[i]`.
+/// `layers[i]` is layer i of the image; `report(i, problem, link, detail)`
+/// gets each failure (the link and its target escaped; `None` past the
+/// links whose names are kept).
 pub fn check_lower_links(
     keys: &RandomState,
     layers: &[&LinkIndex],
-    report: &mut dyn FnMut(usize, &'static str, &str, String),
+    report: &mut dyn FnMut(usize, &'static str, Option<(String, String)>),
 ) {
     for (i, layer) in layers.iter().enumerate() {
-        for (link, target) in &layer.deferred {
-            let found = resolve(keys, &layers[..i], layer, target);
-            let problem = match found {
+        for link in &layer.deferred {
+            let problem = match resolve(keys, &layers[..i], layer, link) {
                 Some(true) => "hardlink targets a directory",
                 Some(false) => continue,
                 None => "hardlink target is not in this layer or any lower layer",
             };
-            report(i, problem, link, format!("target {}", target.display()));
+            let names = link.names.as_ref().map(|n| (escape(&n.0), format!("target {}", escape(&n.1))));
+            report(i, problem, names);
         }
     }
 }
 
-/// Is `target` present below `top` (Some(is_dir)) or absent (None)?
-fn resolve(keys: &RandomState, lower: &[&LinkIndex], top: &LinkIndex, target: &Normal) -> Option<bool> {
-    let t = keys.hash_one(&target.0);
-    let ancestors: Vec<u64> = std::iter::once(&b""[..]).chain(target.ancestors()).map(|a| keys.hash_one(a)).collect();
+/// Is the target of `link` present below `top` (Some(is_dir)) or absent (None)?
+fn resolve(keys: &RandomState, lower: &[&LinkIndex], top: &LinkIndex, link: &Deferred) -> Option<bool> {
+    let root = keys.hash_one(b"");
+    // The target's ancestors, up to the root, from the parent map.
+    let mut ancestors = vec![link.parent];
+    let mut at = link.parent;
+    while at != root {
+        match top.parents.get(&at) {
+            Some(&p) if !ancestors.contains(&p) => {
+                ancestors.push(p);
+                at = p;
+            }
+            _ => break,
+        }
+    }
+    let t = link.target;
     let hides = |l: &LinkIndex| {
         l.removed.contains(&t) || ancestors.iter().any(|a| l.opaque.contains(a) || l.removed.contains(a))
     };
@@ -196,7 +267,7 @@ fn resolve(keys: &RandomState, lower: &[&LinkIndex], top: &LinkIndex, target: &N
         return None;
     }
     for l in lower.iter().rev() {
-        if let Some(&is_dir) = l.created.get(&t) {
+        if let Some(is_dir) = l.created(t) {
             return Some(is_dir);
         }
         if hides(l) {
@@ -212,27 +283,47 @@ mod tests {
 
     fn index(keys: &RandomState, created: &[(&str, bool)], removed: &[&str], opaque: &[&str]) -> LinkIndex {
         LinkIndex {
-            created: created.iter().map(|(p, d)| (keys.hash_one(p.as_bytes()), *d)).collect(),
+            created: created.iter().map(|(p, d)| tagged(keys.hash_one(p.as_bytes()), *d)).collect(),
             removed: removed.iter().map(|p| keys.hash_one(p.as_bytes())).collect(),
             opaque: opaque.iter().map(|p| keys.hash_one(p.as_bytes())).collect(),
-            deferred: Vec::new(),
+            ..LinkIndex::default()
         }
+    }
+
+    /// `top`, holding a deferred link to `target`, with its parent map.
+    fn with_link(keys: &RandomState, mut top: LinkIndex, target: &str) -> (LinkIndex, Deferred) {
+        let t = Normal::parse(target.as_bytes()).unwrap();
+        let mut child = keys.hash_one(&t.0);
+        for dir in t.ancestors().collect::<Vec<_>>().into_iter().rev().chain(std::iter::once(&b""[..])) {
+            let parent = keys.hash_one(dir);
+            top.parents.insert(child, parent);
+            child = parent;
+        }
+        let link = Deferred { target: keys.hash_one(&t.0), parent: keys.hash_one(&t.parent().0), names: None };
+        (top, link)
     }
 
     #[test]
     fn lower_layer_resolution_respects_whiteouts() {
         let k = RandomState::new();
         let base = index(&k, &[("etc", true), ("etc/passwd", false)], &[], &[]);
-        let none = index(&k, &[], &[], &[]);
-        let t = Normal::parse(b"etc/passwd").unwrap();
-        assert_eq!(resolve(&k, &[&base], &none, &t), Some(false));
-        assert_eq!(resolve(&k, &[&base], &none, &Normal::parse(b"etc").unwrap()), Some(true));
-        let wh = index(&k, &[], &["etc/passwd"], &[]);
-        assert_eq!(resolve(&k, &[&base, &wh], &none, &t), None);
-        assert_eq!(resolve(&k, &[&base], &wh, &t), None);
+        let none = || index(&k, &[], &[], &[]);
+        let check = |lower: &[&LinkIndex], top: LinkIndex, target: &str| {
+            let (top, link) = with_link(&k, top, target);
+            resolve(&k, lower, &top, &link)
+        };
+        assert_eq!(check(&[&base], none(), "etc/passwd"), Some(false));
+        assert_eq!(check(&[&base], none(), "etc"), Some(true));
+        let wh = || index(&k, &[], &["etc/passwd"], &[]);
+        assert_eq!(check(&[&base, &wh()], none(), "etc/passwd"), None);
+        assert_eq!(check(&[&base], wh(), "etc/passwd"), None);
         let opq = index(&k, &[], &[], &["etc"]);
-        assert_eq!(resolve(&k, &[&base, &opq], &none, &t), None);
+        assert_eq!(check(&[&base, &opq], none(), "etc/passwd"), None);
+        let root_opq = index(&k, &[], &[], &[""]);
+        assert_eq!(check(&[&base, &root_opq], none(), "etc/passwd"), None);
         let again = index(&k, &[("etc/passwd", false)], &[], &["etc"]);
-        assert_eq!(resolve(&k, &[&base, &again], &none, &t), Some(false));
+        assert_eq!(check(&[&base, &again], none(), "etc/passwd"), Some(false));
+        let gone_dir = index(&k, &[], &["etc"], &[]);
+        assert_eq!(check(&[&base], gone_dir, "etc/passwd"), None);
     }
 }

@@ -960,7 +960,7 @@ fn document_cases() -> Vec<Case> {
     vec![
         case(
             "json-duplicate-keys",
-            "Manifest annotations with the id-flattening key twice, `caution` first and `flattened` last. serde_json keeps the last value, so this tool sees `flattened` (and unpacks without consent) while a parser keeping the first would refuse.",
+            "Manifest annotations with the id-flattening key twice, `caution` first and `flattened` last. serde_json keeps the last value, a parser keeping the first sees `caution`: the document is ambiguous (an error), the image is `caution`, and unpack and flatten refuse it.",
             |at| {
                 let mut oci = OciDir::create(at.join("layout"));
                 let tar = layer(&[file("f", b"x")]);
@@ -974,10 +974,10 @@ fn document_cases() -> Vec<Case> {
                 oci.add(with_ref(desc));
             },
             outcome(
-                validate(0, &[]),
-                inspect(0),
-                json!({"exit": 0, "present": [f("f", "x")], "stdout_contains": ["(id-flattening: flattened)"]}),
-                flatten_clean(),
+                validate(1, &["annotation-conflict", "document-ambiguous"]),
+                inspect(1),
+                unpack_fails("appears more than once"),
+                flatten_fails("appears more than once"),
             ),
         ),
         case(
