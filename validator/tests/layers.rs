@@ -373,7 +373,12 @@ fn binary_xattr_value_with_newline_is_read() {
     );
     let (code, rules, doc) = outcome(&t);
     // Both records are read: the capability, and the name after it.
-    assert_eq!((code, rules), (1, vec!["flattened-names".to_string(), "flattened-id-xattrs".to_string()]), "{:#}", doc["findings"]);
+    assert_eq!(
+        (code, rules),
+        (1, vec!["flattened-names".to_string(), "flattened-id-xattrs".to_string()]),
+        "{:#}",
+        doc["findings"]
+    );
 }
 
 #[test]
