@@ -744,3 +744,28 @@ fn a_malformed_sparse_map_rejects_the_entry() {
     assert_eq!(fs::read(t.join("root/plain")).unwrap(), b"plain");
     assert_canary(&t, &keep);
 }
+
+/// A whiteout of a directory, or an opaque whiteout in it, keeps what the
+/// same layer wrote into it through a symlinked parent (CONSUMER-WHITEOUT,
+/// CONSUMER-OPAQUE): what the layer made is known by the real directory,
+/// not by the name it was written under.
+#[test]
+fn a_whiteout_keeps_what_the_layer_wrote_through_a_link() {
+    for top in [
+        vec![file("lib/new", b"new"), file("usr/.wh.lib", b"")],
+        vec![file("lib/new", b"new"), file("usr/lib/.wh..wh..opq", b"")],
+        vec![file("usr/lib/.wh..wh..opq", b""), file("lib/new", b"new")],
+    ] {
+        let t = Work::new(true);
+        let keep = canary(&t);
+        let base =
+            vec![dir("usr/"), dir("usr/lib/").mode(0o700), file("usr/lib/old", b"old"), symlink("lib", "usr/lib")];
+        image(&t, &[base, top], Compression::Gzip);
+        unpack(&t, &[]).ok();
+        let root = t.join("root");
+        assert_eq!(fs::read(root.join("usr/lib/new")).unwrap(), b"new");
+        assert!(!root.join("usr/lib/old").exists());
+        assert!(fs::symlink_metadata(root.join("lib")).unwrap().file_type().is_symlink());
+        assert_canary(&t, &keep);
+    }
+}
