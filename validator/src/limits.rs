@@ -28,10 +28,12 @@ pub struct Limits {
     /// Longest entry name or link target, in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = 4096)]
     pub max_path_bytes: usize,
-    /// Most components in an entry name.
+    /// Most components in an entry name; unpack also creates nothing deeper
+    /// below DEST than this once symbolic links are resolved.
     #[arg(long, value_name = "N", default_value_t = 256)]
     pub max_path_depth: usize,
-    /// Largest value of one PAX record (a long name, an xattr), in bytes.
+    /// Largest PAX extended header, GNU long name, PAX record value (an
+    /// xattr) or sparse map read into memory, in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
     pub max_pax_bytes: usize,
     /// Deepest nesting of image indexes.

@@ -20,7 +20,11 @@ pub fn render(u: &Unpacked, dest: &str) -> String {
         ("skipped devices:", &s.devices_skipped, "CONSUMER-DEVICES"),
         ("skipped entries of unknown type:", &s.unknown_skipped, "CONSUMER-UNKNOWN-TYPES"),
         ("skipped hardlinks whose target does not exist:", &s.hardlinks_skipped, "CONSUMER-HARDLINK"),
-        ("rejected entries:", &s.rejected, "CONSUMER-DOTDOT, CONSUMER-SYMLINK-PARENT, CONSUMER-WHITEOUT-INVALID"),
+        (
+            "rejected entries:",
+            &s.rejected,
+            "CONSUMER-DOTDOT, CONSUMER-SYMLINK-PARENT, CONSUMER-WHITEOUT-INVALID, CONSUMER-SPARSE, CONSUMER-LIMITS",
+        ),
         ("did not apply security.capability on", &s.capabilities_dropped, "CONSUMER-XATTR-CAPABILITY"),
         ("did not apply owner or overlay xattrs on", &s.owner_xattrs_excluded, "CONSUMER-XATTR-EXCLUDED"),
         ("did not apply other xattrs on", &s.xattrs_not_applied, "CONSUMER-XATTR-OTHER"),

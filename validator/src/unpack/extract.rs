@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::fs::{self, DirFd, DirInfo, Dirs, Kind as OnDisk, Root, Step, Unresolved, flag};
 use crate::layer::path::{Normal, escape};
-use crate::layer::{Entry, Kind, Sink, SinkError};
+use crate::layer::{Entry, Fault, Kind, Sink, SinkError};
 use crate::stats::Tally;
 
 use crate::spec::whiteout::{self, Name};
@@ -405,6 +405,16 @@ impl fs::Visit for Prune<'_> {
 
 impl Sink for Extractor<'_> {
     fn entry(&mut self, e: &Entry, data: &mut dyn Read) -> Result<(), SinkError> {
+        // What GNU tar, bsdtar and Go read differently has no one right
+        // reading to apply, and the entries after it may be in doubt too:
+        // the unpack stops, as validate reports it (PRODUCER-UNAMBIGUOUS).
+        if let Some(p) = e.problems.iter().find(|p| p.fault == Fault::Ambiguous) {
+            return Err(SinkError(format!(
+                "tar readers disagree about {} ({}); validate reports it as layer-ambiguous",
+                e.display_path(),
+                p.detail
+            )));
+        }
         if e.kind == Kind::Global {
             return Ok(());
         }

@@ -6,14 +6,13 @@
 mod extract;
 mod fs;
 
-use std::fmt::Write as _;
 use std::path::Path;
 
 use indicatif::ProgressBar;
 
 pub use extract::Summary;
 
-use crate::annotation::{Declarations, KEY, Value};
+use crate::annotation::Value;
 use crate::error::Error;
 use crate::image::{self, Image};
 use crate::layer::{self, Compression};
@@ -21,7 +20,7 @@ use crate::layout::Layout;
 use crate::reference::Reference;
 use crate::report::Findings;
 use crate::rules::{Severity, blob};
-use crate::validate;
+use crate::{policy, validate};
 
 #[derive(Clone, Debug, Default)]
 pub struct Options {
@@ -75,7 +74,12 @@ pub fn unpack(reference: &Reference, dest: &Path, options: &Options) -> Result<U
         return Err(Failure::Failed(format!("image {} is not valid: {}", image.name, problems.join("; "))));
     }
     let declarations = image.declarations(&mut Findings::default());
-    let notice = policy(&image, &declarations, options.confirm_flatten)?;
+    let doing = "unpacking it as a single user gives every file to you and clears set-ID bits";
+    let notice = policy::decide(&image.name, &declarations, options.confirm_flatten, doing).map_err(|refusal| {
+        Failure::Refused(format!(
+            "{refusal}. Nothing was unpacked; run again with --confirm-flatten to unpack it anyway"
+        ))
+    })?;
     let choice = fs::Choice::from_env().map_err(|e| Failure::Usage(Error::new(e)))?;
     let created = prepare(dest)?;
     let result = apply(&layout, &image, dest, choice, options);
@@ -123,31 +127,6 @@ fn select(mut images: Vec<Image>) -> Result<Image, Error> {
             "the layout holds several images ({}); choose one with --ref or IMAGE:REF",
             names.join(", ")
         ))),
-    }
-}
-
-/// POLICY-FLATTENED, POLICY-ALLOWED, POLICY-CAUTION, POLICY-UNKNOWN.
-fn policy(image: &Image, d: &Declarations, confirm: bool) -> Result<Option<String>, Failure> {
-    if d.effective != Value::Caution {
-        return Ok(None);
-    }
-    let found: Vec<String> = d.declared.iter().map(|x| format!("{:?} in the {}", x.value, x.place)).collect();
-    let mut msg = String::new();
-    let _ = write!(
-        msg,
-        "image {} declares {KEY} = {}: its user and group IDs carry meaning, and unpacking it as a single user gives every file to you and clears set-ID bits, which may break it",
-        image.name,
-        found.join(", ")
-    );
-    if d.declared.iter().any(|x| Value::parse(&x.value).is_none()) {
-        msg.push_str(" (a value this tool does not know counts as \"caution\")");
-    }
-    if confirm {
-        Ok(Some(msg))
-    } else {
-        Err(Failure::Refused(format!(
-            "{msg}. Nothing was unpacked; run again with --confirm-flatten to unpack it anyway"
-        )))
     }
 }
 
