@@ -8,7 +8,7 @@
 mod rewrite;
 pub mod write;
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -25,7 +25,6 @@ pub use write::Codec;
 use crate::annotation::{KEY, KEYS, RESERVED_KEY};
 use crate::error::Error;
 use crate::image::{self, Image, REF_NAME};
-use crate::layer::path::Normal;
 use crate::layer::{self, Compression};
 use crate::layout::{Layout, blob_path};
 use crate::reference::{self, Reference};
@@ -33,7 +32,7 @@ use crate::report::{Findings, Location};
 use crate::rules::{LAYOUT_FILE, LAYOUT_INDEX, Severity, blob, layout as layout_rules};
 use crate::stats::Collector;
 use crate::{policy, validate};
-use rewrite::{Finished, Rewriter};
+use rewrite::{Dropped, Finished, Rewriter};
 use write::{Blobs, CHANNEL_DEPTH, ChunkSender, HashingWriter, canonical_json};
 
 const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
@@ -384,14 +383,14 @@ struct LayerOut {
     diff_id: String,
     changes: Changes,
     /// Paths dropped in this and lower layers, for the next layer.
-    dropped: BTreeSet<Normal>,
+    dropped: Dropped,
     /// The newest mtime of an entry written.
     newest: u64,
 }
 
 /// A layer's output depends on its blob, the compression and what lower
 /// layers dropped (hardlinks to those are dropped too).
-type LayerKey = (String, Codec, BTreeSet<Normal>);
+type LayerKey = (String, Codec, Dropped);
 
 struct Writer<'a> {
     layout: &'a Layout,
@@ -401,6 +400,8 @@ struct Writer<'a> {
     layers: HashMap<LayerKey, LayerOut>,
     /// Blobs copied unchanged, by digest.
     copied_digests: HashSet<String>,
+    /// Keys of the path hashes of every layer (dropped paths).
+    keys: std::hash::RandomState,
     /// Nested indexes rebuilt: input digest → new digest and size.
     indexes_done: HashMap<String, (String, u64)>,
     copied: Vec<CopiedBlob>,
@@ -424,6 +425,7 @@ fn write_layout(
         layers: HashMap::new(),
         copied_digests: HashSet::new(),
         indexes_done: HashMap::new(),
+        keys: std::hash::RandomState::new(),
         copied: Vec::new(),
     };
     let mut reports = Vec::new();
@@ -580,7 +582,7 @@ impl Writer<'_> {
             ));
         }
         let max = self.options.max_examples;
-        let mut dropped = BTreeSet::new();
+        let mut dropped = Dropped::new();
         let mut reports = Vec::new();
         let mut total = Changes::default();
         let mut newest = 0;
@@ -689,7 +691,7 @@ impl Writer<'_> {
         i: usize,
         desc: &Descriptor,
         diff_id: &str,
-        dropped: BTreeSet<Normal>,
+        dropped: Dropped,
     ) -> Result<LayerOut, String> {
         let at = format!("image {}: layer {i} ({})", img.name, desc.digest());
         let compression = Compression::of(desc.media_type())
@@ -713,7 +715,7 @@ impl Writer<'_> {
         compression: Compression,
         codec: Codec,
         diff_id: &str,
-        dropped: BTreeSet<Normal>,
+        dropped: Dropped,
     ) -> Result<LayerOut, String> {
         let max = self.options.max_examples;
         let loc = img.location();
@@ -730,7 +732,7 @@ impl Writer<'_> {
         let (reader, scanned, (changes, dropped, input_failed, newest), tar_end, blob_written, stats) =
             thread::scope(|s| {
                 let writer = s.spawn(move || write::compress_into(file, codec, rx));
-                let rewriter = Rewriter::new(HashingWriter::new(ChunkSender::new(tx)), dropped, max);
+                let rewriter = Rewriter::new(HashingWriter::new(ChunkSender::new(tx)), dropped, self.keys.clone(), max);
                 let mut sinks = (rewriter, Collector::new(max));
                 let (reader, scanned) =
                     layer::scan(opened.reader, compression, &mut sinks, progress, true, &self.layout.limits);

@@ -3,6 +3,7 @@
 //! tar stream in the order it came, or dropped and counted.
 
 use std::collections::BTreeSet;
+use std::hash::{BuildHasher, RandomState};
 use std::io::{Read, Write};
 
 use serde::Serialize;
@@ -99,8 +100,10 @@ pub struct Rewriter<W: Write> {
     max: usize,
     /// Paths whose entry was dropped (devices, hardlinks to them) in this
     /// or a lower layer and not created again since: a hardlink to one
-    /// would have no target in the output.
-    dropped: BTreeSet<Normal>,
+    /// would have no target in the output. Keyed hashes (8 bytes a path,
+    /// whatever its length), with the keys of the whole run.
+    dropped: Dropped,
+    keys: RandomState,
     changes: Changes,
     /// The scan stopped because an entry's data could not be read, not
     /// because the output could not be written.
@@ -114,7 +117,7 @@ pub struct Finished<W> {
     pub out: std::io::Result<W>,
     pub changes: Changes,
     /// Paths dropped in this and lower layers, for the next layer.
-    pub dropped: BTreeSet<Normal>,
+    pub dropped: Dropped,
     pub input_failed: bool,
     /// The newest modification time of an entry written, in seconds.
     pub newest: u64,
@@ -136,8 +139,16 @@ impl Read for Tracked<'_> {
 }
 
 impl<W: Write> Rewriter<W> {
-    pub fn new(out: W, dropped: BTreeSet<Normal>, max: usize) -> Self {
-        Rewriter { out: TarWriter::new(out), max, dropped, changes: Changes::default(), input_failed: false, newest: 0 }
+    pub fn new(out: W, dropped: Dropped, keys: RandomState, max: usize) -> Self {
+        Rewriter {
+            out: TarWriter::new(out),
+            max,
+            dropped,
+            keys,
+            changes: Changes::default(),
+            input_failed: false,
+            newest: 0,
+        }
     }
 
     /// Ends the tar stream.
@@ -162,6 +173,10 @@ fn strip_root(raw: &[u8]) -> Option<&[u8]> {
     let start = raw.iter().position(|b| *b != b'/').unwrap_or(raw.len());
     (start > 0).then(|| &raw[start..])
 }
+
+/// Hashes of the paths dropped so far (ordered, so that a set can key the
+/// reuse of a layer flattened before in the same position).
+pub type Dropped = BTreeSet<u64>;
 
 /// What becomes of one input entry.
 enum Admit {
@@ -226,10 +241,10 @@ impl<W: Write> Rewriter<W> {
                 self.drop_path(e, &format!("hardlink target {} climbs above the root", escape(&link)));
                 return Ok(Admit::Dropped);
             };
-            if self.dropped.contains(&target) {
+            if self.dropped.contains(&self.keys.hash_one(&target.0)) {
                 let detail = Some(format!("target {} was dropped", target.display()));
                 add(&mut self.changes.hardlinks_dropped, max, || e.display_path(), detail);
-                self.dropped.insert(path.clone());
+                self.dropped.insert(self.keys.hash_one(&path.0));
                 return Ok(Admit::Dropped);
             }
             if let Some(rest) = strip_root(&link) {
@@ -240,11 +255,11 @@ impl<W: Write> Rewriter<W> {
         }
         if e.kind.is_device() {
             add(&mut self.changes.devices_dropped, max, || e.display_path(), Some(e.kind.name().into()));
-            self.dropped.insert(path.clone());
+            self.dropped.insert(self.keys.hash_one(&path.0));
             return Ok(Admit::Dropped);
         }
         // Something exists at this path again.
-        self.dropped.remove(path);
+        self.dropped.remove(&self.keys.hash_one(&path.0));
         Ok(Admit::Write { whiteout: false, link })
     }
 
