@@ -14,16 +14,15 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::io::Read;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::process::Command;
 use std::time::Duration;
 
 use support::layers::{self, Spec, dir, file, hardlink, symlink};
+use support::measure::{Measured, measure};
 use support::unprivileged::user;
-use support::{Compression, ImageSpec, OciDir, Run};
+use support::{Compression, ImageSpec, OciDir};
 
 /// A real tree `depth` directories deep under `x/`, made with names of at
 /// most 256 components: each round makes up to eight chunks of 240
@@ -126,41 +125,18 @@ fn image(t: &Work, layers: &[Vec<Spec>], compression: Compression) -> OciDir {
     oci
 }
 
-/// A finished run of the consumer: its output, the CPU time it used (user
-/// and system: the elapsed time of a test depends on what else runs), and
-/// its peak resident set size in KiB.
-struct Ran {
-    run: Run,
-    cpu: Duration,
-    max_rss_kib: u64,
+/// A finished run of the consumer, with its CPU time and peak RSS.
+type Ran = Measured;
+
+trait Ok {
+    fn ok(&self) -> &Self;
 }
 
-impl Ran {
+impl Ok for Ran {
     fn ok(&self) -> &Self {
         assert_eq!(self.run.code(), 0, "{}\n{}", self.run.stdout(), self.run.stderr());
         self
     }
-}
-
-/// The peak RSS of process `pid` once it runs `single-id`, polled from
-/// `/proc` until `done`. Not wait4's figure: that counts the pages the
-/// child shared with this (large) test process between fork and exec.
-fn watch_rss(pid: u32, done: Arc<AtomicBool>) -> std::thread::JoinHandle<u64> {
-    std::thread::spawn(move || {
-        let mut peak = 0;
-        while !done.load(Ordering::Relaxed) {
-            if let Ok(status) = fs::read_to_string(format!("/proc/{pid}/status")) {
-                if status.lines().any(|l| l == "Name:\tsingle-id") {
-                    let hwm = status.lines().find_map(|l| l.strip_prefix("VmHWM:"));
-                    if let Some(kib) = hwm.and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok()) {
-                        peak = peak.max(kib);
-                    }
-                }
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        peak
-    })
 }
 
 /// Runs `single-id ARGS` as the unpacking user from `t`, inside `wrap` (a
@@ -183,54 +159,12 @@ fn run(t: &Work, wrap: &[&str], env: &[(&str, &str)], nofile: Option<u32>, args:
             c
         }
     };
-    c.current_dir(t.path())
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    c.current_dir(t.path()).envs(env.iter().copied());
     // SAFETY: geteuid cannot fail.
     if unsafe { libc::geteuid() } == 0 {
         c.uid(uid).gid(gid);
     }
-    // A copy just written fails exec with ETXTBSY while a child forked by
-    // another test thread still holds its write descriptor. Retry.
-    let mut tries = 0;
-    let mut child = loop {
-        match c.spawn() {
-            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 50 => {
-                tries += 1;
-                std::thread::sleep(Duration::from_millis(20))
-            }
-            other => break other.unwrap(),
-        }
-    };
-    let done = Arc::new(AtomicBool::new(false));
-    let rss = watch_rss(child.id(), Arc::clone(&done));
-    let drain = |mut r: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut v = Vec::new();
-            r.read_to_end(&mut v).unwrap();
-            v
-        })
-    };
-    let out = drain(Box::new(child.stdout.take().unwrap()));
-    let err = drain(Box::new(child.stderr.take().unwrap()));
-    let mut status = 0;
-    // SAFETY: an all-zero rusage is valid.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let pid = child.id() as libc::pid_t;
-    // SAFETY: waits for our own child, writing only into the two locals;
-    // wait4 rather than Child::wait, for the child's CPU time.
-    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    assert_eq!(waited, pid, "wait4: {}", std::io::Error::last_os_error());
-    done.store(true, Ordering::Relaxed);
-    let time = |t: libc::timeval| Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64);
-    let output = Output {
-        status: std::process::ExitStatus::from_raw(status),
-        stdout: out.join().unwrap(),
-        stderr: err.join().unwrap(),
-    };
-    Ran { run: Run(output), cpu: time(usage.ru_utime) + time(usage.ru_stime), max_rss_kib: rss.join().unwrap() }
+    measure(&mut c)
 }
 
 fn unpack(t: &Work, extra: &[&str]) -> Ran {

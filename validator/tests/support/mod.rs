@@ -4,6 +4,8 @@
 
 pub mod adversarial;
 pub mod layers;
+pub mod measure;
+pub mod rawtar;
 pub mod schema;
 pub mod unprivileged;
 
