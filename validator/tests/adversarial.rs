@@ -14,7 +14,6 @@ use support::unprivileged::user;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -95,12 +94,30 @@ fn every_case_has_a_test() {
 // ---------------------------------------------------------------------------
 // Running a case
 
+/// What a command cost: wall time, and peak resident set size as
+/// `/usr/bin/time` reports it (wait4 of the command itself, not of this
+/// test process, whose pages a forked child would count until exec).
+#[derive(Clone, Copy, Debug, Default)]
+struct Cost {
+    secs: f64,
+    rss_kib: u64,
+}
+
+/// Largest file the commands may write: a sparse entry expanded or a bomb
+/// followed to its end would be stopped here (SIGXFSZ) and fail the case.
+const MAX_FILE_BYTES: u64 = 512 << 20;
+
 /// Runs `S/../bin/single-id ARGS` in the sandbox `s` as the unprivileged
-/// user, with at most 4 GiB of address space: a command that tried to
-/// allocate what a hostile header asks for fails instead of swapping.
-fn run_as_user(bin: &Path, s: &Path, args: &[&str]) -> Run {
+/// user, under `/usr/bin/time`, with at most 4 GiB of address space and
+/// files of at most [`MAX_FILE_BYTES`]: a command that tried to allocate or
+/// write what a hostile header asks for fails instead of swapping or
+/// filling the disk.
+fn run_as_user(bin: &Path, s: &Path, args: &[&str]) -> (Run, Cost) {
     let (uid, gid) = user();
-    let mut c = Command::new(bin);
+    let rss_file = bin.with_file_name("rss");
+    let _ = fs::remove_file(&rss_file);
+    let mut c = Command::new("/usr/bin/time");
+    c.arg("-f").arg("%M").arg("-o").arg(&rss_file).arg(bin);
     c.args(args).current_dir(s).env("NO_COLOR", "1");
     // SAFETY: geteuid cannot fail.
     if unsafe { libc::geteuid() } == 0 {
@@ -113,27 +130,22 @@ fn run_as_user(bin: &Path, s: &Path, args: &[&str]) -> Run {
             if libc::setrlimit(libc::RLIMIT_AS, &limit) != 0 {
                 return Err(std::io::Error::last_os_error());
             }
+            let limit = libc::rlimit { rlim_cur: MAX_FILE_BYTES, rlim_max: MAX_FILE_BYTES };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
             Ok(())
         });
     }
-    Run(c.output().unwrap())
-}
-
-/// Copies `from` into `to` (which must not exist), symlinks as symlinks.
-fn copy_tree(from: &Path, to: &Path) {
-    for e in walkdir::WalkDir::new(from) {
-        let e = e.unwrap();
-        let dest = to.join(e.path().strip_prefix(from).unwrap());
-        let t = e.file_type();
-        if t.is_symlink() {
-            std::os::unix::fs::symlink(fs::read_link(e.path()).unwrap(), &dest).unwrap();
-        } else if t.is_dir() {
-            fs::create_dir(&dest).unwrap();
-        } else {
-            fs::copy(e.path(), &dest).unwrap();
-            fs::set_permissions(&dest, fs::Permissions::from_mode(0o644)).unwrap();
-        }
-    }
+    let start = std::time::Instant::now();
+    let out = c.output().unwrap_or_else(|e| {
+        panic!("/usr/bin/time is required by this test and could not run ({e}); install Debian package time")
+    });
+    let secs = start.elapsed().as_secs_f64();
+    // The last line is %M; before it, time may say how the command ended.
+    let report = fs::read_to_string(&rss_file).unwrap_or_default();
+    let rss_kib = report.lines().last().and_then(|l| l.trim().parse().ok()).unwrap_or(0);
+    (Run(out), Cost { secs, rss_kib })
 }
 
 /// Gives everything under `root` to the unprivileged user.
@@ -354,33 +366,25 @@ fn run_case(name: &str) {
     if fs::hard_link(env!("CARGO_BIN_EXE_single-id"), &bin).is_err() {
         fs::copy(env!("CARGO_BIN_EXE_single-id"), &bin).unwrap();
     }
-    let s = t.join("sandbox");
-    copy_tree(&case_dir, &s);
+    let s = adversarial::prepared(name, &t.join("sandbox"));
     fs::create_dir_all(s.join("canary/sub")).unwrap();
     fs::write(s.join("canary/secret"), b"canary\n").unwrap();
     fs::write(s.join("canary/sub/file"), b"canary\n").unwrap();
     fs::write(t.join("around-the-sandbox"), b"canary\n").unwrap();
-    if let Some(pad) = outcome.pointer("/setup/pad") {
-        let file = s.join(pad["file"].as_str().unwrap());
-        let size = pad["size"].as_u64().unwrap();
-        let mut f = fs::OpenOptions::new().append(true).open(&file).unwrap();
-        let have = f.metadata().unwrap().len();
-        let spaces = vec![b' '; 1 << 20];
-        let mut left = size - have;
-        while left > 0 {
-            let n = left.min(spaces.len() as u64) as usize;
-            f.write_all(&spaces[..n]).unwrap();
-            left -= n as u64;
-        }
-    }
     chown_tree(t.path());
     fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
     let (dest, flat, dest_flat) = (s.join("dest"), s.join("flat"), s.join("dest-flat"));
-    let skip = [dest.clone(), flat.clone(), dest_flat.clone(), bin_dir.clone()];
+    let skip =
+        [dest.clone(), flat.clone(), dest_flat.clone(), bin_dir.clone(), s.join("flat-gzip"), s.join("umoci-bundle")];
     let before = snapshot(t.path(), &skip);
 
     let mut c = Checker { case: name.to_string(), problems: Vec::new(), observed: serde_json::Map::new() };
-    let run = |args: &[&str]| run_as_user(&bin, &s, args);
+    let costs: std::cell::RefCell<Vec<(String, Cost)>> = Default::default();
+    let run = |args: &[&str]| {
+        let (r, cost) = run_as_user(&bin, &s, args);
+        costs.borrow_mut().push((args.join(" "), cost));
+        r
+    };
 
     // validate: JSON (schema-checked) and human, one exit status.
     let want = &outcome["validate"];
@@ -510,11 +514,118 @@ fn run_case(name: &str) {
         c.fail("flatten failed but left OUTPUT behind".into());
     }
     c.observed.insert("flatten".into(), json!({"exit": code, "stderr": r.stderr(), "output": output}));
+    if code == 0 {
+        other_tools_accept(&mut c, &outcome["flatten"]["rejected_by"], &run, &s, &t, &skip, &before);
+    }
+    check_costs(&mut c, &outcome, &costs.borrow());
 
     if show {
         eprintln!("=== {name}\n{}", serde_json::to_string_pretty(&Value::Object(c.observed.clone())).unwrap());
     }
     assert!(c.problems.is_empty(), "case {}:\n- {}", c.case, c.problems.join("\n- "));
+}
+
+/// The most each of the four commands cost on the input layout (over its
+/// output formats), checked against `max_seconds` and `max_rss_mib` of the
+/// outcome, and recorded.
+fn check_costs(c: &mut Checker, outcome: &Value, costs: &[(String, Cost)]) {
+    let mut observed = serde_json::Map::new();
+    for command in ["validate", "inspect", "unpack", "flatten"] {
+        let runs = costs
+            .iter()
+            .filter(|(args, _)| args.split(' ').next() == Some(command) && args.split(' ').any(|a| a == "layout"));
+        let most = runs
+            .fold(Cost::default(), |m, (_, x)| Cost { secs: m.secs.max(x.secs), rss_kib: m.rss_kib.max(x.rss_kib) });
+        observed.insert(
+            command.into(),
+            json!({"seconds": (most.secs * 100.0).round() / 100.0, "rss_mib": most.rss_kib / 1024}),
+        );
+        if let Some(max) = outcome["max_seconds"].as_f64() {
+            if most.secs > max {
+                c.fail(format!("{command} took {:.1} s, more than {max} s", most.secs));
+            }
+        }
+        if let Some(max) = outcome["max_rss_mib"][command].as_u64() {
+            if most.rss_kib > max * 1024 {
+                c.fail(format!("{command} peaked at {} KiB resident, more than {max} MiB", most.rss_kib));
+            }
+        }
+    }
+    if outcome.get("max_rss_mib").is_some() || outcome.get("max_seconds").is_some() {
+        eprintln!("{}: cost {}", c.case, Value::Object(observed.clone()));
+    }
+    c.observed.insert("cost".into(), Value::Object(observed));
+}
+
+/// flatten's output must be readable by the tools a user would give it to:
+/// written with gzip layers (umoci 0.4.7 reads no zstd), unpacked by
+/// `umoci unpack --rootless` as the unprivileged user, and every layer blob
+/// listed by GNU tar and bsdtar without an error. `known` (the outcome's
+/// `flatten.rejected_by`) names the tools known to reject the output of
+/// this case, each with why: a bug of flatten, recorded so that the case
+/// fails when the tool accepts the output after all.
+fn other_tools_accept(
+    c: &mut Checker,
+    known: &Value,
+    run: &dyn Fn(&[&str]) -> Run,
+    s: &Path,
+    t: &TestDir,
+    skip: &[PathBuf],
+    before: &BTreeMap<PathBuf, State>,
+) {
+    let (flat, bundle) = (s.join("flat-gzip"), s.join("umoci-bundle"));
+    let r = run(&["flatten", "--compression", "gzip", "layout", "flat-gzip"]);
+    if c.sane("flatten --compression gzip", &r) != 0 {
+        c.fail(format!("flatten --compression gzip failed where flatten succeeded: {}", r.stderr()));
+        return;
+    }
+    let mut rejected: Vec<(&str, bool, String)> = Vec::new();
+    let index: Value = serde_json::from_slice(&fs::read(flat.join("index.json")).unwrap()).unwrap();
+    for m in index["manifests"].as_array().into_iter().flatten() {
+        let digest = m["digest"].as_str().unwrap();
+        let manifest: Value =
+            serde_json::from_slice(&fs::read(flat.join("blobs").join(digest.replacen(':', "/", 1))).unwrap()).unwrap();
+        for layer in manifest["layers"].as_array().into_iter().flatten() {
+            let blob = flat.join("blobs").join(layer["digest"].as_str().unwrap().replacen(':', "/", 1));
+            for (tool, package, args) in [("tar", "tar", ["-tzf"]), ("bsdtar", "libarchive-tools", ["-tf"])] {
+                let out = Command::new(tool).args(args).arg(&blob).env("LC_ALL", "C").output().unwrap_or_else(|e| {
+                    panic!("{tool} is required by this test and could not run ({e}); install Debian package {package}")
+                });
+                rejected.push((tool, out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned()));
+            }
+        }
+        let image = match m["annotations"]["org.opencontainers.image.ref.name"].as_str() {
+            Some(name) => format!("{}:{name}", flat.display()),
+            None => format!("{}@{digest}", flat.display()),
+        };
+        let (uid, gid) = user();
+        let mut u = Command::new("umoci");
+        u.args(["unpack", "--rootless", "--image", &image]).arg(&bundle).current_dir(s);
+        // SAFETY: geteuid cannot fail.
+        if unsafe { libc::geteuid() } == 0 {
+            u.uid(uid).gid(gid);
+        }
+        let out = u.output().unwrap_or_else(|e| {
+            panic!("umoci is required by this test and could not run ({e}); install Debian package umoci")
+        });
+        rejected.push(("umoci", out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned()));
+        let _ = Command::new("rm").arg("-rf").arg(&bundle).status();
+    }
+    for tool in ["tar", "bsdtar", "umoci"] {
+        let failures: Vec<&str> =
+            rejected.iter().filter(|(t, ok, _)| *t == tool && !ok).map(|(_, _, why)| why.trim()).collect();
+        match (failures.is_empty(), known.get(tool).is_some()) {
+            (false, false) => c.fail(format!("{tool} rejects flatten's output: {}", failures.join("; "))),
+            (true, true) => c.fail(format!(
+                "{tool} accepts flatten's output now: remove it from flatten.rejected_by ({})",
+                known[tool]
+            )),
+            _ => {}
+        }
+    }
+    let mut skip = skip.to_vec();
+    skip.extend([flat, bundle]);
+    c.escapes("flatten --compression gzip and umoci", before, &snapshot(t.path(), &skip));
 }
 
 /// What an unpacked tree holds, path by path: kind, permission bits,
@@ -717,4 +828,35 @@ case_tests! {
     hardlink_replaces_its_target_directory => "hardlink-replaces-its-target-directory",
     symlink_empty_target => "symlink-empty-target",
     bad_header_checksum => "bad-header-checksum",
+    sparse_name_dotdot => "sparse-name-dotdot",
+    sparse_name_whiteout => "sparse-name-whiteout",
+    gnu_long_name_vs_pax_path => "gnu-long-name-vs-pax-path",
+    gnu_long_link_vs_pax_linkpath => "gnu-long-link-vs-pax-linkpath",
+    pax_path_nul => "pax-path-nul",
+    pax_key_nul => "pax-key-nul",
+    header_only_types_with_size => "header-only-types-with-size",
+    unknown_typeflags => "unknown-typeflags",
+    regular_file_named_as_directory => "regular-file-named-as-directory",
+    pax_global_header_fields => "pax-global-header-fields",
+    extended_headers_twice => "extended-headers-twice",
+    pax_header_at_end => "pax-header-at-end",
+    extended_headers_without_magic => "extended-headers-without-magic",
+    pax_linkpath_not_utf8 => "pax-linkpath-not-utf8",
+    pax_path_not_utf8 => "pax-path-not-utf8",
+    gnu_magic_prefix_field => "gnu-magic-prefix-field",
+    gnu_sparse_named_as_directory => "gnu-sparse-named-as-directory",
+    contiguous_file_named_as_directory => "contiguous-file-named-as-directory",
+    star_trailer_prefix => "star-trailer-prefix",
+    pax_size_not_decimal => "pax-size-not-decimal",
+    pax_record_twice => "pax-record-twice",
+    sparse_gnu_1tib => "sparse-gnu-1tib",
+    sparse_gnu_1gib => "sparse-gnu-1gib",
+    sparse_gnu_extended_map => "sparse-gnu-extended-map",
+    sparse_pax_1_0_1tib => "sparse-pax-1-0-1tib",
+    sparse_pax_0_1_1tib => "sparse-pax-0-1-1tib",
+    sparse_pax_0_0_1tib => "sparse-pax-0-0-1tib",
+    sparse_map_overlapping => "sparse-map-overlapping",
+    sparse_map_unsorted => "sparse-map-unsorted",
+    sparse_map_past_real_size => "sparse-map-past-real-size",
+    sparse_map_not_adding_up => "sparse-map-not-adding-up",
 }
