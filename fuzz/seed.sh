@@ -67,8 +67,9 @@ def tokens(doc, pairs):
 
 # layout_json: the fixture's documents with the digests and sizes of the
 # manifest, config and first layer replaced by tokens, and that layer's blob.
-for name in ["annotation-key", "compression", "policy-caution", "policy-conflict", "policy-unknown-empty",
-             "incomplete", "devices", "xattr-capability", "unknown-types"]:
+for name in ["annotation-key", "compression", "policy-caution", "policy-conflict", "annotation-empty",
+             "annotation-two-keys", "annotation-reserved-key", "incomplete", "devices", "xattr-capability",
+             "xattr-excluded", "unknown-types", "sparse"]:
     index, manifest, config, layers = fixture(name)
     _, raw, tar = layers[0]
     m = json.loads(manifest)
@@ -116,6 +117,24 @@ docker = SEP.join([
     b'{"org.opencontainers.image.id-flattening":"allowed"}},"rootfs":{"type":"layers","diff_ids":["$D","$D"]}}',
 ])
 write("layout_json", "docker.json", docker)
+
+# Members Go's encoding/json reads where serde does not: case variants of
+# member names, and repeated members and keys (0.2's document-ambiguous).
+K = b"io.github.supercontainers.id-flattening"
+ambiguous = SEP.join([
+    b'{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"$M",'
+    b'"size":$m,"annotations":{"org.opencontainers.image.ref.name":"amb","' + K + b'":"flattened","' + K + b'":"caution"},'
+    b'"Annotations":{"' + K + b'":"allowed"}}]}',
+    b'{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":'
+    b'"application/vnd.oci.image.config.v1+json","digest":"$C","size":$c,"DIGEST":"$L"},"layers":[{"mediaType":'
+    b'"application/vnd.oci.image.layer.v1.tar","digest":"$L","size":$l}],"annotations":{"' + K + b'":"flattened"},'
+    b'"ANNOTATIONS":{"' + K + b'":"caution"},"annotation\u017f":null}',
+    b'{"architecture":"amd64","os":"linux","config":{"User":"","user":"postgres","Labels":{"' + K + b'":"flattened"},'
+    b'"LABELS":{"' + K + b'":"caution"}},"CONFIG":{"labels":{}},"rootfs":{"type":"layers","diff_ids":["$D"]}}',
+    b'{"imageLayoutVersion":"1.0.0"}',
+    fixture("compression")[3][0][2],
+])
+write("layout_json", "ambiguous-members.json", ambiguous)
 
 
 # Hand-made layers.
@@ -205,6 +224,7 @@ write("layer_entries", "pax.bin", bytes([0x08]) + pax)
 write("layer_entries", "gnu.bin", bytes([0x00]) + gnu)
 
 
+
 # unpack: flag byte, [u16 length of the first layer], the layers.
 def two(flag, a, b):
     assert len(a) < 65536
@@ -230,6 +250,75 @@ for name, i, flag in [("devices", 1, 0x00), ("setid", 0, 0x08), ("xattr-capabili
     write("flatten_validate", name + ".bin", bytes([flag]) + fixture(name)[3][i][2])
 write("flatten_validate", "pax.bin", bytes([0x00]) + pax)
 write("flatten_validate", "gnu.bin", bytes([0x02]) + gnu)
+# Raw headers for what tar writers will not produce: the shapes readers
+# disagree on (0.2's layer-ambiguous).
+def raw_header(name, typeflag, size=0, link=b"", magic=b"ustar\x0000"):
+    h = bytearray(512)
+    h[0:len(name)] = name
+    h[100:108] = b"0000644\0"
+    h[108:116] = b"0000000\0"
+    h[116:124] = b"0000000\0"
+    h[124:136] = b"%011o\0" % size
+    h[136:148] = b"14533000000\0"
+    h[156] = typeflag
+    h[157:157 + len(link)] = link
+    h[257:265] = magic
+    h[148:156] = b"        "
+    h[148:156] = b"%06o\0 " % sum(h)
+    return bytes(h)
+
+
+def padded(data):
+    return data + b"\0" * (-len(data) % 512)
+
+
+def raw_entry(name, typeflag, data=b"", link=b"", magic=b"ustar\x0000"):
+    return raw_header(name, typeflag, len(data), link, magic) + padded(data)
+
+
+def records(pairs):
+    out = b""
+    for k, v in pairs:
+        body = b" " + k + b"=" + v + b"\n"
+        n = len(body) + 1
+        while len(str(n)) + len(body) != n:
+            n += 1
+        out += str(n).encode() + body
+    return out
+
+
+differentials = b"".join([
+    raw_entry(b"././@LongLink", ord("L"), b"long/gnu-name\0"),
+    raw_entry(b"PaxHeaders/x", ord("x"), records([(b"path", b"long/pax-name")])),
+    raw_entry(b"short", ord("0"), b"data\n"),
+    raw_entry(b"././@LongLink", ord("K"), b"/etc/shadow\0"),
+    raw_entry(b"PaxHeaders/y", ord("x"), records([(b"linkpath", b"target")])),
+    raw_entry(b"link", ord("2"), link=b"t"),
+    raw_entry(b"PaxHeaders/z", ord("x"), records([(b"path", b"etc/passwd\0.orig"),
+                                                (b"SCHILY.xattr.security.capability\0x", b"\1")])),
+    raw_entry(b"nul", ord("0"), b"x"),
+    raw_entry(b"pax_global", ord("g"), records([(b"path", b"everything"), (b"uid", b"7")])),
+    raw_entry(b"PaxHeaders/a", ord("x"), records([(b"uid", b"1")])),
+    raw_entry(b"PaxHeaders/b", ord("x"), records([(b"uid", b"2")])),
+    raw_entry(b"twice", ord("0"), b""),
+    raw_entry(b"dir-with-data/", ord("5"), b"not a directory's data"),
+    raw_entry(b"slash/", ord("0"), b"file or directory?"),
+    raw_entry(b"odd", ord("Z"), b"unknown type"),
+    raw_entry(b"smuggled", ord("L"), b"renamed\0", magic=b"\0" * 8),
+    raw_entry(b"innocent", ord("0"), b"hi\n"),
+]) + b"\0" * 1024
+write("layer_entries", "differentials.bin", bytes([0x00]) + differentials)
+write("flatten_validate", "differentials.bin", bytes([0x00]) + differentials)
+write("unpack", "differentials.bin", bytes([0x00]) + differentials)
+for i, (mt, raw, tar) in enumerate(fixture("sparse")[3]):
+    write("layer_entries", "sparse-%d.bin" % i, bytes([0x00]) + tar)
+    write("unpack", "sparse-%d.bin" % i, bytes([0x00]) + tar)
+    write("flatten_validate", "sparse-%d.bin" % i, bytes([0x00]) + tar)
+for name in ["whiteout-invalid", "symlink-parent", "xattr-excluded"]:
+    layers = fixture(name)[3]
+    if len(layers) == 2:
+        write("unpack", name + ".bin", two(0x00, layers[0][2], layers[1][2]))
+    write("layer_entries", name + ".bin", bytes([0x00]) + layers[-1][2])
 PY
 
 count=$(find corpus -type f | wc -l)

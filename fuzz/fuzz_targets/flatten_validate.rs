@@ -63,7 +63,7 @@ fuzz_target!(|data: &[u8]| {
     let dir = scratch();
     let input = dir.path().join("in");
     write_image(&input, &spec);
-    let options = flatten::Options { compression, max_examples: 5, limits: Default::default() };
+    let options = flatten::Options { compression, confirm_flatten: true, max_examples: 5, limits: Default::default() };
     let flatten_to = |name: &str| {
         let out = dir.path().join(name);
         let arg = out.to_str().expect("a UTF-8 scratch path").to_string();

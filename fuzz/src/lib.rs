@@ -17,7 +17,7 @@ use single_id::reference::{Kind, Reference};
 use single_id::report::Report;
 use single_id::rules::Severity;
 
-pub const KEY: &str = "org.opencontainers.image.id-flattening";
+pub use single_id::annotation::KEY;
 pub const REF: &str = "org.opencontainers.image.ref.name";
 
 /// Largest uncompressed layer a target builds itself (decompressing an
