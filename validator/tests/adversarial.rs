@@ -859,4 +859,5 @@ case_tests! {
     sparse_map_unsorted => "sparse-map-unsorted",
     sparse_map_past_real_size => "sparse-map-past-real-size",
     sparse_map_not_adding_up => "sparse-map-not-adding-up",
+    sparse_pax_0_1_versioned => "sparse-pax-0-1-versioned",
 }
