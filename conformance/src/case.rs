@@ -32,6 +32,14 @@ pub struct Case {
     /// Copied to `expected.json` as they are.
     pub requirements: Vec<Requirement>,
     pub outcome: Outcome,
+    /// Copied to `expected.json`: the requirements whose features the
+    /// image needs before its other requirements can be checked.
+    #[serde(default)]
+    pub needs: Vec<String>,
+    /// Copied to `expected.json`: paths another requirement makes absent,
+    /// which this case's checks take for granted.
+    #[serde(default)]
+    pub assumes: Vec<crate::expect::Assumption>,
     #[serde(default)]
     pub allowances: Allowances,
     #[serde(default)]

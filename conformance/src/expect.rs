@@ -19,6 +19,25 @@ pub struct Expectation {
     /// requirement, and only for these.
     pub requirements: Vec<Requirement>,
     pub outcome: Outcome,
+    /// The image's effective value (spec: Determining the effective
+    /// value), which decides whether a consumer may ask for consent.
+    pub effective_value: Value,
+    /// Requirements whose features the image needs before anything else in
+    /// it can be checked (zstd layers: CONSUMER-LAYER-ORDER; a hard link to
+    /// a skipped device: CONSUMER-HARDLINK). When the adapter cannot unpack
+    /// the fixture, these fail and the fixture's other requirements are
+    /// blocked rather than failed; with none listed, all of them fail.
+    /// The same holds when the unpack succeeds but one of them fails: the
+    /// others' failures are then reported as blocked.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub needs: Vec<String>,
+    /// Paths that another requirement, tested by another fixture, makes
+    /// absent and that this fixture's checks take for granted (a hard link
+    /// to a device tells nothing when the device was not skipped). When
+    /// one exists after the unpack, this fixture's failures are reported
+    /// as blocked by that requirement.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub assumes: Vec<Assumption>,
     #[serde(default)]
     pub allowances: Allowances,
     /// Paths that must exist after the unpack, with their properties.
@@ -58,6 +77,37 @@ pub enum Outcome {
     /// Exit status free (hostile input may be rejected); only the tree
     /// checks and "nothing outside DEST" apply.
     Any,
+    /// The image cannot be unpacked completely (a layer breaks off): the
+    /// adapter must exit with a failure status (CONSUMER-INCOMPLETE); the
+    /// absent paths and the global checks still apply.
+    Fail,
+}
+
+/// A path this fixture assumes absent, and the requirement that makes it so.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Assumption {
+    pub path: String,
+    pub requirement: String,
+}
+
+/// An effective value of the id-flattening annotation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Value {
+    Flattened,
+    Allowed,
+    Caution,
+}
+
+impl Value {
+    pub fn name(self) -> &'static str {
+        match self {
+            Value::Flattened => "flattened",
+            Value::Allowed => "allowed",
+            Value::Caution => "caution",
+        }
+    }
 }
 
 /// Latitude the spec grants, stated per fixture so that the harness

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use sha2::Digest as _;
 
 use crate::case::{self, Case, Compression, Entry, EntryType, SparseFormat};
-use crate::expect::{Expectation, Kind, Present};
+use crate::expect::{Expectation, Kind, Outcome, Present, Value as Flattening};
 
 /// The key producers write (ANNOTATION-KEY), used unless a case says
 /// otherwise.
@@ -274,16 +274,61 @@ pub fn expectation(name: &str, case: &Case) -> Result<Expectation, String> {
             return Err(format!("{}: listed twice, or both present and absent", a.path));
         }
     }
-    Ok(Expectation {
+    for id in &case.needs {
+        if !ids.contains(id.as_str()) {
+            return Err(format!("needs: {id} is not among the case's requirements"));
+        }
+    }
+    let effective_value = effective_value(&case.annotation);
+    let consent = effective_value == Flattening::Caution;
+    if consent != (case.outcome == Outcome::RefuseThenUnpack)
+        && matches!(case.outcome, Outcome::Unpack | Outcome::RefuseThenUnpack)
+    {
+        return Err(format!(
+            "the effective value is {}, so the outcome is {}",
+            effective_value.name(),
+            if consent { "refuse-then-unpack" } else { "unpack" }
+        ));
+    }
+    let expected = Expectation {
         case: name.to_string(),
         description: case.description.clone(),
         reference: name.to_string(),
         requirements: case.requirements.clone(),
         outcome: case.outcome,
+        effective_value,
+        needs: case.needs.clone(),
+        assumes: case.assumes.clone(),
         allowances: case.allowances.clone(),
         present,
         absent: case.absent.clone(),
-    })
+    };
+    crate::harness::attribution_problems(&expected).map_or(Ok(expected), Err)
+}
+
+/// The effective value a consumer must derive from the case's annotation,
+/// as the spec's "Determining the effective value" lays it out: every
+/// value under either key at every place, empty ones dropped, none left
+/// meaning `allowed`, an unknown one counting as `caution`, the most
+/// cautious winning. A key that is neither the provisional nor the
+/// reserved one is another annotation and counts for nothing.
+pub fn effective_value(a: &case::Annotation) -> Flattening {
+    let key = a.key.as_deref().unwrap_or(KEY);
+    let mut values: Vec<&String> = Vec::new();
+    if key == KEY || key == RESERVED_KEY {
+        values.extend([&a.manifest, &a.label, &a.index].into_iter().flatten());
+    }
+    values.extend([&a.reserved.manifest, &a.reserved.label, &a.reserved.index].into_iter().flatten());
+    values
+        .into_iter()
+        .filter(|v| !v.is_empty())
+        .map(|v| match v.as_str() {
+            "flattened" => Flattening::Flattened,
+            "allowed" => Flattening::Allowed,
+            _ => Flattening::Caution,
+        })
+        .max()
+        .unwrap_or(Flattening::Allowed)
 }
 
 /// What the last entry named `name` in the case's layers unpacks to: a

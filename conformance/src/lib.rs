@@ -11,3 +11,9 @@ pub mod expect;
 pub mod generate;
 pub mod harness;
 pub mod report;
+pub mod spec_index;
+
+/// The case descriptions built into the harness (see build.rs).
+pub mod embedded {
+    include!(concat!(env!("OUT_DIR"), "/cases.rs"));
+}

@@ -27,6 +27,27 @@ enum Command {
         out: std::path::PathBuf,
     },
     Run(single_id_conformance::harness::cli::RunArgs),
+    /// List the fixtures: name, requirements, what each tests.
+    List {
+        /// Directory of fixtures [default: the fixtures built into the harness].
+        #[arg(long, value_name = "DIR")]
+        fixtures: Option<std::path::PathBuf>,
+    },
+    /// Describe one fixture: what it tests, its requirements with their
+    /// spec sections, its outcome and the expected tree.
+    Describe {
+        /// The fixture's name (see `list`).
+        case: String,
+        /// Directory of fixtures [default: the fixtures built into the harness].
+        #[arg(long, value_name = "DIR")]
+        fixtures: Option<std::path::PathBuf>,
+        /// Print expected.json instead of text.
+        #[arg(long)]
+        json: bool,
+        /// The spec's URL, for the links.
+        #[arg(long, value_name = "URL", default_value = single_id_conformance::harness::cli::SPEC_URL)]
+        spec_url: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -40,5 +61,9 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Generate { cases, out } => single_id_conformance::generate::main(&cases, &out),
         Command::Run(args) => single_id_conformance::harness::cli::run(args),
+        Command::List { fixtures } => single_id_conformance::harness::cli::list(fixtures.as_deref()),
+        Command::Describe { case, fixtures, json, spec_url } => {
+            single_id_conformance::harness::cli::describe(&case, fixtures.as_deref(), json, &spec_url)
+        }
     }
 }

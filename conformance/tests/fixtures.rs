@@ -318,3 +318,51 @@ fn sparse_fixtures_extract_as_expected_with_gnu_tar_and_bsdtar() {
     }
     assert!(checked > 0 || Command::new("tar").arg("--version").output().is_err(), "no sparse fixture was checked");
 }
+
+/// The harness's copy of the requirement index (src/spec_index.rs), which
+/// reports use to name each requirement's section, is the spec's: every
+/// requirement that is not retired, with its level and the heading of the
+/// subsection holding its anchor.
+#[test]
+fn the_harness_requirement_table_is_the_specs() {
+    let text = fs::read_to_string(repo_root().join(SPEC)).unwrap();
+    let mut sections: BTreeMap<String, String> = BTreeMap::new();
+    let mut heading = String::new();
+    for line in text.lines() {
+        if let Some(h) = line.strip_prefix("### ").or_else(|| line.strip_prefix("## ")) {
+            heading = h.trim().to_string();
+        }
+        if let Some(rest) = line.strip_prefix("<a id=\"") {
+            if let Some(id) = rest.split('"').next() {
+                sections.insert(id.to_ascii_uppercase(), heading.clone());
+            }
+        }
+    }
+    let table = spec_table();
+    let ours: BTreeMap<&str, &single_id_conformance::spec_index::Requirement> =
+        single_id_conformance::spec_index::INDEX.iter().map(|r| (r.id, r)).collect();
+    let mut problems = Vec::new();
+    for (id, level) in &table {
+        match ours.get(id.as_str()) {
+            None => problems.push(format!("{id} is missing")),
+            Some(r) => {
+                if r.level != *level {
+                    problems.push(format!("{id}: level {:?}, the spec says {level:?}", r.level));
+                }
+                if Some(&r.section.to_string()) != sections.get(id) {
+                    problems.push(format!("{id}: section {:?}, the spec says {:?}", r.section, sections.get(id)));
+                }
+            }
+        }
+    }
+    for id in ours.keys() {
+        if !table.contains_key(*id) {
+            problems.push(format!("{id} is not in the spec's index"));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "conformance/src/spec_index.rs is out of date with {SPEC}; update it:\n  {}",
+        problems.join("\n  ")
+    );
+}

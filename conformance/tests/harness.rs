@@ -171,7 +171,7 @@ fn the_reference_consumer_passes_every_test_fixture() {
 #[test]
 fn keeping_setuid_bits_fails_setid_cleared_only() {
     let fx = Fixtures::new();
-    let (code, report) = run_json(&test_adapter("keeps-setuid"), fx.path(), &["--case", "basic"]);
+    let (code, report) = run_json(&test_adapter("keeps-setid"), fx.path(), &["--case", "basic"]);
     assert_exactly_failing(&report, "basic", &["CONSUMER-SETID-CLEARED"]);
     assert_eq!(code, 1);
     let d = differences(&report, "basic", "CONSUMER-SETID-CLEARED");
@@ -242,8 +242,9 @@ fn whiteouts_left_on_disk_fail_whiteout_only() {
     assert_exactly_failing(&report, "basic", &["CONSUMER-WHITEOUT"]);
     assert_eq!(code, 1);
     let d = differences(&report, "basic", "CONSUMER-WHITEOUT");
-    assert_eq!(d.len(), 1, "{d:#?}");
-    assert_eq!((d[0]["path"].as_str(), d[0]["check"].as_str()), (Some("etc/.wh.motd"), Some("whiteout")));
+    let paths: Vec<&str> = d.iter().map(|d| d["path"].as_str().unwrap()).collect();
+    assert_eq!(paths, ["etc/.wh.motd", "opq/.wh..wh..opq"], "{d:#?}");
+    assert!(d.iter().all(|d| d["check"] == "whiteout"));
 }
 
 #[test]
@@ -252,14 +253,15 @@ fn a_should_failure_is_reported_but_not_fatal() {
     let (code, report) = run_json(&test_adapter("resets-mtime"), fx.path(), &["--case", "basic"]);
     assert_exactly_failing(&report, "basic", &["CONSUMER-MTIME"]);
     assert_eq!(code, 0, "a SHOULD failure must not fail the run");
-    assert_eq!(report["summary"]["SHOULD"]["fail"], 1);
+    assert_eq!(report["summary"]["checks"]["SHOULD"]["fail"], 1);
+    assert_eq!(report["summary"]["requirements"]["SHOULD"]["fail"], 1);
     assert_eq!(report["summary"]["conformant"], true);
 }
 
 #[test]
 fn ignoring_caution_fails_policy_caution_only() {
     let fx = Fixtures::new();
-    let (code, report) = run_json(&test_adapter("ignores-consent"), fx.path(), &[]);
+    let (code, report) = run_json(&test_adapter("ignores-annotation"), fx.path(), &[]);
     assert_exactly_failing(&report, "caution", &["POLICY-CAUTION"]);
     assert_exactly_failing(&report, "basic", &[]);
     assert_eq!(code, 1);
@@ -286,7 +288,7 @@ fn owner_raise_is_accepted_only_where_the_fixture_allows_it() {
 #[test]
 fn a_failing_adapter_fails_the_tree_requirements_with_a_reason() {
     let fx = Fixtures::new();
-    let (code, report) = run_json(&test_adapter("fails"), fx.path(), &[]);
+    let (code, report) = run_json(&test_adapter("fails-fixtures"), fx.path(), &[]);
     assert_eq!(code, 1);
     // outcome unpack: everything but containment fails, with the reason.
     for (id, (status, r)) in results(&report, "basic") {
@@ -320,7 +322,7 @@ fn a_failing_adapter_fails_the_tree_requirements_with_a_reason() {
 fn only_restricts_requirements_and_fixtures() {
     let fx = Fixtures::new();
     let (code, report) =
-        run_json(&test_adapter("keeps-setuid"), fx.path(), &["--only", "CONSUMER-SETID-CLEARED", "CONSUMER-OWNER"]);
+        run_json(&test_adapter("keeps-setid"), fx.path(), &["--only", "CONSUMER-SETID-CLEARED", "CONSUMER-OWNER"]);
     assert_eq!(code, 1);
     let cases: Vec<&str> = report["fixtures"].as_array().unwrap().iter().map(|f| f["case"].as_str().unwrap()).collect();
     assert_eq!(cases, ["basic"], "only fixtures listing a selected requirement run");
@@ -334,7 +336,7 @@ fn only_restricts_requirements_and_fixtures() {
             }
         }
     }
-    let (code, _) = run_json(&test_adapter("keeps-setuid"), fx.path(), &["--case", "basic", "--only", "CONSUMER-MODE"]);
+    let (code, _) = run_json(&test_adapter("keeps-setid"), fx.path(), &["--case", "basic", "--only", "CONSUMER-MODE"]);
     assert_eq!(code, 0, "CONSUMER-MODE passes; the set-ID failure is not selected");
 }
 
@@ -379,7 +381,7 @@ fn render(cmd: &str, fx: &Fixtures, format: &str) -> Run {
 #[test]
 fn every_format_carries_adapter_user_and_output_escaped() {
     let fx = Fixtures::new();
-    let cmd = test_adapter("fails");
+    let cmd = test_adapter("fails-fixtures");
     let (_, report) = run_json(&cmd, fx.path(), &[]);
     let (adapter_uid, adapter_gid) = (report["adapter"]["uid"].to_string(), report["adapter"]["gid"].to_string());
     let tests: usize =
@@ -415,7 +417,12 @@ fn every_format_carries_adapter_user_and_output_escaped() {
 
     let md = render(&cmd, &fx, "markdown").stdout();
     assert!(md.contains("| Requirement | Level | `basic` | `caution` | `escape` |"), "{md}");
-    assert!(md.contains("| `CONSUMER-SYMLINK` | MUST | **FAIL** |  | skip |"), "{md}");
+    assert!(
+        md.contains(
+            "| [`CONSUMER-SYMLINK`](<spec/single-id-images.md#consumer-symlink>) | MUST | **FAIL** |  | skip |"
+        ),
+        "{md}"
+    );
     assert!(md.contains("````text\n"), "a fence longer than the ``` in the output:\n{md}");
 }
 
@@ -427,7 +434,9 @@ fn json_report_is_valid_against_its_schema() {
     .unwrap();
     let v = jsonschema::options().with_draft(jsonschema::Draft::Draft202012).build(&schema).unwrap();
     let fx = Fixtures::new();
-    for cmd in [reference(), test_adapter("fails"), test_adapter("ignores-consent"), test_adapter("escapes")] {
+    for cmd in
+        [reference(), test_adapter("fails-fixtures"), test_adapter("ignores-annotation"), test_adapter("escapes")]
+    {
         let (_, report) = run_json(&cmd, fx.path(), &[]);
         let errors: Vec<String> = v.iter_errors(&report).map(|e| format!("{e} at {}", e.instance_path())).collect();
         assert!(errors.is_empty(), "{cmd}: {errors:#?}\n{report:#}");
@@ -441,7 +450,9 @@ fn output_is_truncated_to_max_output() {
     let fx = Fixtures::new();
     let dir = tempfile::tempdir().unwrap();
     let script = dir.path().join("loud");
-    fs::write(&script, "#!/bin/sh\nhead -c 100000 /dev/zero | tr '\\0' x\necho END\nexit 1\n").unwrap();
+    let probe =
+        format!("case $2 in probe-*) exec '{}' \"$@\" ;; esac\n", manifest_dir().join("adapters/single-id").display());
+    fs::write(&script, format!("#!/bin/sh\n{probe}head -c 100000 /dev/zero | tr '\\0' x\necho END\nexit 1\n")).unwrap();
     use std::os::unix::fs::PermissionsExt;
     fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
     fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
@@ -488,7 +499,9 @@ fn a_hanging_adapter_is_killed_with_its_children() {
     let dir = tempfile::tempdir().unwrap();
     let script = dir.path().join("hangs");
     // A child in the background holds stdout open; both must go.
-    fs::write(&script, "#!/bin/sh\necho started\nsleep 60 &\nsleep 60\n").unwrap();
+    let probe =
+        format!("case $2 in probe-*) exec '{}' \"$@\" ;; esac\n", manifest_dir().join("adapters/single-id").display());
+    fs::write(&script, format!("#!/bin/sh\n{probe}echo started\nsleep 60 &\nsleep 60\n")).unwrap();
     use std::os::unix::fs::PermissionsExt;
     fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
     fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
@@ -504,4 +517,254 @@ fn a_hanging_adapter_is_killed_with_its_children() {
     assert_eq!(run["stdout"]["text"], "started\n");
     let mode = &results(&report, "basic")["CONSUMER-MODE"].1;
     assert!(mode["reason"].as_str().unwrap().contains("timed out"), "{mode:#}");
+}
+
+/// An adapter that cannot unpack anything is caught by the probe image
+/// before any fixture is scored: exit 2, its stderr in the message, and no
+/// report in any format.
+#[test]
+fn a_broken_adapter_stops_the_run_with_exit_2_and_no_report() {
+    let fx = Fixtures::new();
+    for format in ["human", "tap", "junit", "json", "markdown"] {
+        let r = harness(&[
+            "run",
+            "--adapter",
+            &test_adapter("unpacks-nothing"),
+            "--fixtures",
+            fx.path().to_str().unwrap(),
+            "--format",
+            format,
+        ]);
+        assert_eq!(r.code(), 2, "{format}: {}", r.stderr());
+        assert!(r.stdout().is_empty(), "{format}: a table was written:\n{}", r.stdout());
+        let err = r.stderr();
+        assert!(err.contains("adapter is broken") && err.contains("probe image"), "{err}");
+        assert!(err.contains("control: \\x01\\x02\\x1b[31m red \\x7f end"), "the adapter's stderr, escaped:\n{err}");
+    }
+}
+
+/// The suite's own fixtures, run with `--case`.
+fn suite(cmd: &str, cases: &[&str]) -> (i32, Value) {
+    let mut extra = Vec::new();
+    for c in cases {
+        extra.extend(["--case", c]);
+    }
+    let dir = manifest_dir().join("fixtures");
+    run_json(cmd, &dir, &extra)
+}
+
+#[test]
+fn ignoring_the_annotation_fails_the_annotation_requirements_too() {
+    let cases = ["policy-unknown", "policy-conflict", "policy-conflict-index", "annotation-two-keys"];
+    let (code, report) = suite(&test_adapter("ignores-annotation"), &cases);
+    assert_eq!(code, 1);
+    assert_exactly_failing(&report, "policy-unknown", &["POLICY-UNKNOWN", "ANNOTATION-UNKNOWN"]);
+    for case in &cases[1..] {
+        assert_exactly_failing(&report, case, &["ANNOTATION-CONFLICT-CAUTIOUS", "POLICY-CAUTION"]);
+    }
+}
+
+#[test]
+fn misreading_the_annotation_of_an_unmarked_image_fails_the_annotation_requirement() {
+    let (_, report) = suite(&test_adapter("unmarked-is-caution"), &["policy-unmarked", "policy-allowed"]);
+    let res = results(&report, "policy-unmarked");
+    assert_eq!(res["ANNOTATION-DEFAULT"].0, "fail", "{res:#?}");
+    assert_eq!(res["POLICY-ALLOWED"].0, "not-implemented", "a MAY is never failed: {res:#?}");
+    let (_, report) = suite(&test_adapter("empty-is-unknown"), &["annotation-empty", "annotation-empty-label"]);
+    assert_eq!(results(&report, "annotation-empty")["ANNOTATION-EMPTY"].0, "fail");
+    assert_eq!(results(&report, "annotation-empty-label")["ANNOTATION-EMPTY"].0, "fail");
+    let (_, report) = suite(&test_adapter("key-case-insensitive"), &["annotation-key"]);
+    assert_exactly_failing(&report, "annotation-key", &["ANNOTATION-KEY", "ANNOTATION-DEFAULT"]);
+}
+
+#[test]
+fn may_requirements_are_reported_never_failed() {
+    let (code, report) = suite(&test_adapter("asks-always"), &["policy-allowed", "policy-flattened", "modes"]);
+    assert_eq!(code, 0, "asking for consent is allowed");
+    assert_eq!(report["probes"][0]["withoutConsent"], false);
+    assert_eq!(results(&report, "policy-allowed")["POLICY-ALLOWED"].0, "not-implemented");
+    assert_eq!(results(&report, "policy-flattened")["POLICY-FLATTENED"].0, "not-implemented");
+    // The adapter asks for flattened images, so the harness gives consent
+    // on fixtures that are not about the policy: modes is checked.
+    assert_exactly_failing_but_may(&report, "modes");
+    let (_, report) = suite(&reference(), &["policy-allowed", "modes"]);
+    assert_eq!(results(&report, "policy-allowed")["POLICY-ALLOWED"].0, "implemented");
+    assert_eq!(report["summary"]["requirements"]["MAY"]["fail"], 0);
+}
+
+/// Every MUST and SHOULD of `case` passes; MAY ones are implemented or not.
+fn assert_exactly_failing_but_may(report: &Value, case: &str) {
+    for (id, (status, r)) in results(report, case) {
+        if r["level"] == "MAY" {
+            assert!(status == "implemented" || status == "not-implemented", "{case}: {id}: {r:#}");
+        } else {
+            assert_eq!(status, "pass", "{case}: {id}: {r:#}");
+        }
+    }
+}
+
+#[test]
+fn a_missing_feature_blocks_the_requirements_it_hides() {
+    let (_, report) = suite(&test_adapter("no-zstd"), &["compression"]);
+    let res = results(&report, "compression");
+    assert_eq!(res["CONSUMER-LAYER-ORDER"].0, "fail");
+    assert_eq!(res["CONSUMER-MODE"].0, "blocked", "{res:#?}");
+    assert_eq!(res["CONSUMER-CONTAINED"].0, "pass");
+    // A placeholder for the device: the link to it says nothing.
+    let (_, report) = suite(&test_adapter("device-placeholders"), &["devices", "devices-hardlink"]);
+    assert_eq!(results(&report, "devices")["CONSUMER-DEVICES"].0, "fail");
+    assert_eq!(results(&report, "devices-hardlink")["CONSUMER-HARDLINK"].0, "pass", "the alias is not even created");
+    let (_, report) = suite(&test_adapter("aborts-on-device-links"), &["devices", "devices-hardlink"]);
+    assert_exactly_failing(&report, "devices", &[]);
+    assert_exactly_failing(&report, "devices-hardlink", &["CONSUMER-HARDLINK"]);
+    // A umask is CONSUMER-MODE's, and nobody else's.
+    let (_, report) = suite(&test_adapter("applies-umask"), &["symlink-replaced", "sticky"]);
+    assert_exactly_failing(&report, "symlink-replaced", &["CONSUMER-MODE"]);
+    assert_exactly_failing(&report, "sticky", &["CONSUMER-MODE"]);
+}
+
+#[test]
+fn an_incomplete_unpack_must_be_reported() {
+    let (_, report) = suite(&reference(), &["incomplete"]);
+    assert_exactly_failing(&report, "incomplete", &[]);
+    let (_, report) = suite(&test_adapter("exits-zero"), &["incomplete"]);
+    assert_exactly_failing(&report, "incomplete", &["CONSUMER-INCOMPLETE"]);
+}
+
+/// The one-defect adapters of tests/adapters/ (all but the broken ones).
+const DEFECTS: &[&str] = &[
+    "applies-umask",
+    "keeps-setid",
+    "drops-sticky",
+    "directories-0755",
+    "resets-mtime",
+    "device-placeholders",
+    "fifo-placeholders",
+    "skips-fifos",
+    "keeps-whiteouts",
+    "ignores-opaque",
+    "copies-hardlinks",
+    "rewrites-absolute-symlinks",
+    "drops-dangling-symlinks",
+    "drops-absolute-names",
+    "drops-dotdot-names",
+    "strips-dotdot",
+    "drops-large-ids",
+    "empties-readonly-files",
+    "truncates-sparse",
+    "applies-excluded-xattrs",
+    "applies-acls",
+    "drops-user-xattrs",
+    "applies-capability",
+    "escapes",
+    "ignores-annotation",
+    "asks-always",
+    "empty-is-unknown",
+    "unmarked-is-caution",
+    "key-case-insensitive",
+    "no-zstd",
+    "aborts-on-device-links",
+    "exits-zero",
+];
+
+/// Mutation coverage: every fixture of the suite is failed, on a
+/// requirement it lists, by at least one one-defect adapter; a fixture no
+/// defect can fail tests nothing. A fixture that lists only MAY
+/// requirements, which are never failed, must instead have its result
+/// changed (implemented to not implemented) by some defect. Each defect,
+/// in turn, must show somewhere.
+#[test]
+fn every_fixture_is_failed_by_some_one_defect_adapter() {
+    let dir = manifest_dir().join("fixtures");
+    let mut caught: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut cases = Vec::new();
+    let mut idle = Vec::new();
+    for defect in DEFECTS {
+        let (_, report) = run_json(&test_adapter(defect), &dir, &[]);
+        let mut any = false;
+        for f in report["fixtures"].as_array().unwrap() {
+            let case = f["case"].as_str().unwrap().to_string();
+            if !cases.contains(&case) {
+                cases.push(case.clone());
+            }
+            let hit = f["results"].as_array().unwrap().iter().any(|r| {
+                r["listed"] == true
+                    && (r["status"] == "fail" || (r["level"] == "MAY" && r["status"] == "not-implemented"))
+            });
+            if hit {
+                caught.entry(case).or_default().push(defect.to_string());
+                any = true;
+            }
+        }
+        if !any {
+            idle.push(*defect);
+        }
+    }
+    let uncaught: Vec<&String> = cases.iter().filter(|c| !caught.contains_key(*c)).collect();
+    assert!(uncaught.is_empty(), "no one-defect adapter fails these fixtures: {uncaught:?}\ncaught: {caught:#?}");
+    assert!(idle.is_empty(), "these defects fail no fixture: {idle:?}");
+}
+
+#[test]
+fn list_and_describe_work_from_any_directory() {
+    let out = Command::new(env!("CARGO_BIN_EXE_single-id-conformance")).arg("list").current_dir("/").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.lines().any(|l| l.starts_with("devices-hardlink ") && l.ends_with(" CONSUMER-HARDLINK")), "{text}");
+    assert!(text.contains("(embedded)"), "{text}");
+    let out = Command::new(env!("CARGO_BIN_EXE_single-id-conformance"))
+        .args(["describe", "setid", "--spec-url", "https://example.org/spec.md"])
+        .current_dir("/")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("CONSUMER-SETID-CLEARED (MUST): spec section \"Permission bits\", https://example.org/spec.md#consumer-setid-cleared"),
+        "{text}"
+    );
+    assert!(text.contains("usr/bin/passwd  file, mode 0755"), "{text}");
+    let out = Command::new(env!("CARGO_BIN_EXE_single-id-conformance")).args(["describe", "nope"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+/// Runs the embedded fixtures from `/`: no checkout needed.
+#[test]
+fn the_embedded_fixtures_run_from_any_directory() {
+    let out = Command::new(env!("CARGO_BIN_EXE_single-id-conformance"))
+        .args(["run", "--adapter", &reference(), "--case", "setid", "--format", "json"])
+        .env("SINGLE_ID_BIN", single_id_bin())
+        .current_dir("/")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["fixturesDir"], "(embedded)");
+}
+
+/// Every failure, in every format, names its requirement's spec section
+/// and links to it with the base given.
+#[test]
+fn every_failure_links_to_its_spec_section() {
+    let fx = Fixtures::new();
+    let base = "https://example.org/single-id.md";
+    for format in ["human", "tap", "junit", "json", "markdown"] {
+        let r = harness(&[
+            "run",
+            "--adapter",
+            &test_adapter("keeps-setid"),
+            "--fixtures",
+            fx.path().to_str().unwrap(),
+            "--case",
+            "basic",
+            "--spec-url",
+            base,
+            "--format",
+            format,
+        ]);
+        assert_eq!(r.code(), 1);
+        let out = r.stdout();
+        assert!(out.contains(&format!("{base}#consumer-setid-cleared")), "{format}:\n{out}");
+        assert!(out.contains("Permission bits"), "{format}:\n{out}");
+    }
 }

@@ -44,6 +44,8 @@ pub const WHITEOUT: &str = "CONSUMER-WHITEOUT";
 pub const WHITEOUT_INVALID: &str = "CONSUMER-WHITEOUT-INVALID";
 pub const POLICY_CAUTION: &str = "POLICY-CAUTION";
 pub const POLICY_UNKNOWN: &str = "POLICY-UNKNOWN";
+pub const POLICY_FLATTENED: &str = "POLICY-FLATTENED";
+pub const POLICY_ALLOWED: &str = "POLICY-ALLOWED";
 pub const DEVICES_REPORTED: &str = "CONSUMER-DEVICES-REPORTED";
 const DEVICES: &str = "CONSUMER-DEVICES";
 /// The annotation keys, provisional and reserved; a refusal's message must
@@ -52,7 +54,9 @@ pub const KEYS: [&str; 2] = ["io.github.supercontainers.id-flattening", "org.ope
 
 const SETID: &[&str] = &[SETID_CLEARED];
 const STICKY: &[&str] = &["CONSUMER-STICKY"];
-const PERMS: &[&str] = &["CONSUMER-MODE", "CONSUMER-READONLY-DIR"];
+pub const MODE: &str = "CONSUMER-MODE";
+pub const OWNER_RAISE: &str = "CONSUMER-OWNER-RAISE";
+const PERMS: &[&str] = &[MODE, "CONSUMER-READONLY-DIR"];
 const MTIME: &[&str] = &["CONSUMER-MTIME"];
 const TARGET: &[&str] = &["CONSUMER-SYMLINK-TARGET"];
 const XATTR_USER: &[&str] = &["CONSUMER-XATTR-USER"];
@@ -70,6 +74,9 @@ enum Aspect {
     Whole,
     /// Content, hard-link identity: the requirements no aspect owns.
     Generic,
+    /// Permission bits (0777): CONSUMER-MODE, or CONSUMER-READONLY-DIR
+    /// where the path lists it.
+    Perms,
     Own(&'static [&'static str]),
 }
 
@@ -81,19 +88,104 @@ fn owners(reqs: &[String], aspect: Aspect) -> Vec<String> {
         Aspect::Generic => {
             base.iter().filter(|r| !DEDICATED.iter().any(|set| set.contains(&r.as_str()))).cloned().collect()
         }
+        // Permission bits are CONSUMER-MODE's (or CONSUMER-READONLY-DIR's,
+        // where the path lists it) and nobody else's: a umask is never
+        // charged to the requirement a path is really about.
+        Aspect::Perms => {
+            let listed: Vec<String> = reqs.iter().filter(|r| PERMS.contains(&r.as_str())).cloned().collect();
+            return if listed.is_empty() { vec![MODE.to_string()] } else { listed };
+        }
         Aspect::Own(set) => reqs.iter().filter(|r| set.contains(&r.as_str())).cloned().collect(),
     };
     if picked.is_empty() { base } else { picked }
 }
 
+/// Why an expectation would charge a difference to a requirement it does
+/// not test, or could not charge one at all; `None` when every check has
+/// an owner among the requirements of its path (or, for permission bits,
+/// CONSUMER-MODE among the fixture's). The generator refuses such cases
+/// and the harness such fixtures.
+pub fn attribution_problems(exp: &Expectation) -> Option<String> {
+    let listed = |id: &str| exp.requirements.iter().any(|r| r.id == id);
+    let may = |id: &str| exp.requirements.iter().any(|r| r.id == id && r.level == expect::Level::May);
+    let mut problems = Vec::new();
+    for (path, reqs) in exp
+        .present
+        .iter()
+        .map(|p| (&p.path, &p.requirements))
+        .chain(exp.absent.iter().map(|a| (&a.path, &a.requirements)))
+    {
+        if reqs.iter().all(|r| may(r) || r == DEVICES_REPORTED) {
+            problems.push(format!(
+                "{path}: lists only MAY requirements or CONSUMER-DEVICES-REPORTED, so a difference there would count against nothing"
+            ));
+        }
+    }
+    for p in &exp.present {
+        let has = |set: &[&str]| p.requirements.iter().any(|r| set.contains(&r.as_str()));
+        if let Some(m) = p.mode.as_deref().and_then(parse_mode) {
+            if !has(PERMS) && !listed(MODE) {
+                problems.push(format!("{}: checks permission bits, so the fixture lists {MODE}", p.path));
+            }
+            if m & 0o6000 != 0 {
+                problems.push(format!("{}: expects a set-ID bit, which no conforming consumer leaves", p.path));
+            }
+            if m & 0o1000 != 0 && !has(STICKY) {
+                problems.push(format!("{}: expects the sticky bit, so the path lists CONSUMER-STICKY", p.path));
+            }
+        }
+        if p.mtime.is_some() && !has(MTIME) {
+            problems.push(format!("{}: checks a modification time, so the path lists CONSUMER-MTIME", p.path));
+        }
+        if p.target.as_deref().is_some_and(|t| t.starts_with('/')) && !has(TARGET) {
+            problems.push(format!(
+                "{}: an absolute target, which some consumers rewrite, so the path lists CONSUMER-SYMLINK-TARGET",
+                p.path
+            ));
+        }
+        if p.xattrs.keys().any(|k| k.starts_with("user.")) && !has(XATTR_USER) {
+            problems.push(format!("{}: checks a user. attribute, so the path lists CONSUMER-XATTR-USER", p.path));
+        }
+        for name in &p.xattrs_absent {
+            let own = absent_xattr_owner(name);
+            if let Aspect::Own(set) = own {
+                if !has(set) {
+                    problems.push(format!("{}: checks that {name} is absent, so the path lists {}", p.path, set[0]));
+                }
+            }
+        }
+    }
+    (!problems.is_empty()).then(|| problems.join("; "))
+}
+
+fn absent_xattr_owner(name: &str) -> Aspect {
+    if name == "security.capability" {
+        Aspect::Own(XATTR_CAP)
+    } else if is_owner_bearing(name) {
+        Aspect::Own(XATTR_EXCLUDED)
+    } else if name.starts_with("user.") {
+        Aspect::Generic
+    } else {
+        Aspect::Own(XATTR_OTHER)
+    }
+}
+
 /// Per requirement: whether any check concerned it, its differences, and
-/// why it fails or is skipped beyond them.
+/// why it fails, is blocked or is skipped beyond them; for a MAY
+/// requirement, what the unpack showed of it.
 #[derive(Debug, Default)]
 struct Entry {
+    may: bool,
     checked: bool,
     differences: Vec<Difference>,
     failures: Vec<String>,
+    blocked: Option<String>,
+    /// Failures that say nothing because something this requirement's
+    /// checks depend on failed: reported as blocked, differences kept.
+    failures_blocked: Option<String>,
     skip_reason: Option<String>,
+    /// MAY only: (implemented?, what showed it).
+    evidence: Vec<(bool, String)>,
 }
 
 /// What every check found, by requirement id.
@@ -103,13 +195,20 @@ pub struct Ledger {
 }
 
 impl Ledger {
-    pub fn new<'a>(ids: impl IntoIterator<Item = &'a str>) -> Ledger {
-        Ledger { entries: ids.into_iter().map(|id| (id.to_string(), Entry::default())).collect() }
+    pub fn new<'a>(ids: impl IntoIterator<Item = (&'a str, expect::Level)>) -> Ledger {
+        Ledger {
+            entries: ids
+                .into_iter()
+                .map(|(id, level)| (id.to_string(), Entry { may: level == expect::Level::May, ..Entry::default() }))
+                .collect(),
+        }
     }
 
+    /// The requirements a check concerns, without MAY ones: a MAY
+    /// requirement is never scored, only observed.
     fn each<'a>(&mut self, reqs: impl IntoIterator<Item = &'a String>, mut f: impl FnMut(&mut Entry)) {
         for r in reqs {
-            if let Some(e) = self.entries.get_mut(r) {
+            if let Some(e) = self.entries.get_mut(r).filter(|e| !e.may) {
                 f(e);
             }
         }
@@ -141,25 +240,87 @@ impl Ledger {
         });
     }
 
-    /// The reason given for `reqs` if no check ends up concerning them.
-    pub fn skip_unless_checked<'a>(&mut self, reqs: impl IntoIterator<Item = &'a String>, reason: &str) {
+    /// `reqs` could not be checked because the adapter lacks a feature that
+    /// another requirement covers (and fails).
+    pub fn block<'a>(&mut self, reqs: impl IntoIterator<Item = &'a String>, reason: &str) {
+        for r in reqs {
+            if let Some(e) = self.entries.get_mut(r) {
+                e.blocked.get_or_insert_with(|| reason.to_string());
+            }
+        }
+    }
+
+    /// If `reqs` fail, they are reported as blocked for `reason`, with
+    /// their differences.
+    pub fn block_failures<'a>(&mut self, reqs: impl IntoIterator<Item = &'a String>, reason: &str) {
         self.each(reqs, |e| {
-            e.skip_reason.get_or_insert_with(|| reason.to_string());
+            e.failures_blocked.get_or_insert_with(|| reason.to_string());
         });
     }
 
-    /// The verdict: fail on any difference or failure, pass when some
-    /// check concerned the requirement, skip otherwise.
+    /// Whether `id` has a difference or a failure.
+    pub fn failing(&self, id: &str) -> bool {
+        self.entries.get(id).is_some_and(|e| !e.differences.is_empty() || !e.failures.is_empty())
+    }
+
+    /// The reason given for `reqs` if no check ends up concerning them.
+    pub fn skip_unless_checked<'a>(&mut self, reqs: impl IntoIterator<Item = &'a String>, reason: &str) {
+        for r in reqs {
+            if let Some(e) = self.entries.get_mut(r) {
+                e.skip_reason.get_or_insert_with(|| reason.to_string());
+            }
+        }
+    }
+
+    /// What the unpack showed of a MAY requirement: that the consumer uses
+    /// the latitude (`implemented`) or does not.
+    pub fn observe(&mut self, id: &str, implemented: bool, note: &str) {
+        if let Some(e) = self.entries.get_mut(id).filter(|e| e.may) {
+            if !e.evidence.iter().any(|(i, n)| *i == implemented && n == note) {
+                e.evidence.push((implemented, note.to_string()));
+            }
+        }
+    }
+
+    /// The verdict. MUST and SHOULD: fail on any difference or failure,
+    /// blocked when the tree could not be checked for want of another
+    /// requirement's feature, pass when some check concerned the
+    /// requirement, skip otherwise. MAY: implemented when anything showed
+    /// the latitude used, not implemented when something showed it unused,
+    /// blocked or skip otherwise; never fail.
     pub fn verdict(&self, id: &str) -> (Status, Option<String>, Vec<Difference>) {
         let Some(e) = self.entries.get(id) else {
             return (Status::Skip, Some("not among the fixture's requirements".into()), Vec::new());
         };
-        if !e.differences.is_empty() || !e.failures.is_empty() {
-            let reason = if e.failures.is_empty() { None } else { Some(e.failures.join("; ")) };
-            return (Status::Fail, reason, e.differences.clone());
+        if e.may {
+            let first = |want: bool| e.evidence.iter().find(|(i, _)| *i == want).map(|(_, n)| n.clone());
+            if let Some(n) = first(true) {
+                return (Status::Implemented, Some(n), Vec::new());
+            }
+            if let Some(n) = first(false) {
+                return (Status::NotImplemented, Some(n), Vec::new());
+            }
+        } else {
+            if !e.differences.is_empty() || !e.failures.is_empty() {
+                if let Some(b) = &e.failures_blocked {
+                    let mut reason = b.clone();
+                    if !e.failures.is_empty() {
+                        reason.push_str(&format!(" (found: {})", e.failures.join("; ")));
+                    }
+                    return (Status::Blocked, Some(reason), e.differences.clone());
+                }
+                let reason = if e.failures.is_empty() { None } else { Some(e.failures.join("; ")) };
+                return (Status::Fail, reason, e.differences.clone());
+            }
+            if let Some(b) = &e.blocked {
+                return (Status::Blocked, Some(b.clone()), Vec::new());
+            }
+            if e.checked {
+                return (Status::Pass, None, Vec::new());
+            }
         }
-        if e.checked {
-            return (Status::Pass, None, Vec::new());
+        if let Some(b) = &e.blocked {
+            return (Status::Blocked, Some(b.clone()), Vec::new());
         }
         let reason =
             e.skip_reason.clone().unwrap_or_else(|| "no check the harness makes applies to it in this fixture".into());
@@ -379,15 +540,7 @@ fn present(cx: &mut Cx, p: &Present, tree: &Tree, output: &str) {
         }
     }
     for name in &p.xattrs_absent {
-        let aspect = if name == "security.capability" {
-            Aspect::Own(XATTR_CAP)
-        } else if is_owner_bearing(name) {
-            Aspect::Own(XATTR_EXCLUDED)
-        } else if name.starts_with("user.") {
-            Aspect::Generic
-        } else {
-            Aspect::Own(XATTR_OTHER)
-        };
+        let aspect = absent_xattr_owner(name);
         match node.xattrs.get(name) {
             None => cx.ledger.checked(&owners(reqs, aspect)),
             Some(v) => cx.diff(
@@ -404,29 +557,53 @@ fn present(cx: &mut Cx, p: &Present, tree: &Tree, output: &str) {
 
 /// Mode: missing bits are always wrong; extra owner bits are fine within
 /// CONSUMER-OWNER-RAISE when the fixture allows it. Differences are split
-/// by the bits concerned, so that each goes to its own requirement.
+/// by the bits concerned, so that each goes to its own requirement:
+/// permission bits to CONSUMER-MODE (or CONSUMER-READONLY-DIR), set-ID
+/// bits to CONSUMER-SETID-CLEARED and the sticky bit to CONSUMER-STICKY,
+/// the last two only in fixtures that test them. Raised owner bits are
+/// evidence that CONSUMER-OWNER-RAISE is implemented.
 fn mode_check(cx: &mut Cx, p: &Present, expected: u32, node: &Node) {
     let raise = match (cx.exp.allowances.owner_raise, p.kind) {
         (true, expect::Kind::File) => 0o600,
         (true, expect::Kind::Dir) => 0o700,
         _ => 0,
     };
-    let bad = (expected ^ node.mode) & !(node.mode & !expected & raise);
+    let raised = node.mode & !expected & raise;
+    let bad = (expected ^ node.mode) & !raised;
+    if raise != 0 && bad & 0o777 == 0 {
+        if raised != 0 {
+            cx.ledger.observe(OWNER_RAISE, true, &format!("{} is {:04o}, recorded {expected:04o}", p.path, node.mode));
+        } else if expected & raise != raise {
+            cx.ledger.observe(OWNER_RAISE, false, &format!("{} keeps its recorded {expected:04o}", p.path));
+        }
+    }
     let want = if raise != 0 {
         format!("{expected:04o} (owner bits may be raised to u+{})", if raise == 0o700 { "rwx" } else { "rw" })
     } else {
         format!("{expected:04o}")
     };
     let found = format!("{:04o}", node.mode);
-    for (bits, check, aspect) in [
-        (0o6000, Check::Setid, Aspect::Own(SETID)),
-        (0o1000, Check::Sticky, Aspect::Own(STICKY)),
-        (0o0777, Check::Mode, Aspect::Own(PERMS)),
+    let listed = |id: &str| cx.exp.requirements.iter().any(|r| r.id == id);
+    let setid = listed(SETID_CLEARED) || p.requirements.iter().any(|r| r == SETID_CLEARED);
+    let sticky = listed(STICKY[0]) || p.requirements.iter().any(|r| r == STICKY[0]);
+    for (bits, check, aspect, on) in [
+        (0o6000, Check::Setid, Aspect::Own(SETID), setid),
+        (0o1000, Check::Sticky, Aspect::Own(STICKY), sticky),
+        (0o0777, Check::Mode, Aspect::Perms, true),
     ] {
+        if !on {
+            continue;
+        }
+        let who = match aspect {
+            Aspect::Own(set) => vec![set[0].to_string()],
+            other => owners(&p.requirements, other),
+        };
         if bad & bits != 0 {
-            cx.diff(&p.requirements, aspect, &p.path, check, want.clone(), found.clone());
+            let d =
+                Difference { run: cx.run, path: p.path.clone(), check, expected: want.clone(), found: found.clone() };
+            cx.ledger.differ(&who, d);
         } else {
-            cx.ledger.checked(&owners(&p.requirements, aspect));
+            cx.ledger.checked(&who);
         }
     }
 }

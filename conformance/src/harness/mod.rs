@@ -10,19 +10,21 @@ pub mod results;
 pub mod tree;
 pub mod workdir;
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use compare::{CONTAINED, KEYS, Ledger, POLICY_CAUTION, POLICY_UNKNOWN, Scope, User};
+pub use compare::attribution_problems;
+use compare::{CONTAINED, KEYS, Ledger, POLICY_ALLOWED, POLICY_CAUTION, POLICY_FLATTENED, POLICY_UNKNOWN, Scope, User};
 use exec::{Launch, RunRecord};
 use results::{Adapter, Check, Difference, FixtureReport, Report, RequirementResult, Status, Summary, Tool};
 use tree::Tree;
 use workdir::RunDir;
 
-use crate::expect::{Expectation, Level, Outcome};
+use crate::expect::{Expectation, Level, Outcome, Value};
 
 /// The user adapters run as when the harness is root and no `--uid` /
 /// `--gid` is given: nobody / nogroup.
@@ -32,7 +34,10 @@ pub const DEFAULT_ID: u32 = 65534;
 pub struct Options {
     /// CMD: a shell command line to which LAYOUT REF DEST are appended.
     pub adapter: String,
-    pub fixtures: PathBuf,
+    /// A fixtures directory; `None` for the fixtures built into the harness.
+    pub fixtures: Option<PathBuf>,
+    /// The spec URL that requirement anchors are appended to.
+    pub spec_url: String,
     /// Only fixtures with these directory names (all when empty).
     pub cases: Vec<String>,
     /// Only these requirement ids (all when empty).
@@ -145,6 +150,19 @@ fn load_one(dir: &Path) -> Result<Fixture, Vec<String>> {
             }
         }
     }
+    for n in &exp.needs {
+        if !seen.contains(&n) {
+            problems.push(format!("needs {n}, which the fixture's requirements do not list"));
+        }
+    }
+    for a in &exp.assumes {
+        if seen.contains(&&a.requirement) {
+            problems.push(format!("assumes {} absent for {}, which the fixture tests itself", a.path, a.requirement));
+        }
+    }
+    if let Some(p) = attribution_problems(&exp) {
+        problems.push(p);
+    }
     if problems.is_empty() { Ok(Fixture { dir: dir.to_path_buf(), expectation: exp }) } else { Err(problems) }
 }
 
@@ -163,15 +181,125 @@ fn adapter_user(o: &Options) -> Result<(User, bool), Error> {
     Ok((User { uid: euid, gid: egid }, false))
 }
 
+/// The fixtures a run uses: a directory given with `--fixtures`, or the
+/// ones built into the harness, generated into a temporary directory.
+pub struct FixtureSet {
+    pub fixtures: Vec<Fixture>,
+    pub described_as: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// Loads the fixtures of `dir`, or generates the embedded ones.
+pub fn fixture_set(dir: Option<&Path>) -> Result<FixtureSet, Error> {
+    if let Some(dir) = dir {
+        return Ok(FixtureSet { fixtures: load_fixtures(dir)?, described_as: dir.display().to_string(), _dir: None });
+    }
+    let tmp = tempfile::Builder::new()
+        .prefix("single-id-conformance-fixtures.")
+        .tempdir()
+        .map_err(|e| Error::io("creating a directory for the embedded fixtures", e))?;
+    for (name, text) in crate::embedded::CASES {
+        write_case(tmp.path(), name, text)?;
+    }
+    Ok(FixtureSet { fixtures: load_fixtures(tmp.path())?, described_as: "(embedded)".into(), _dir: Some(tmp) })
+}
+
+/// Generates the fixture of one case (JSON text) into `dir/<name>/`.
+fn write_case(dir: &Path, name: &str, text: &str) -> Result<(), Error> {
+    let case: crate::case::Case =
+        serde_json::from_str(text).map_err(|e| Error(format!("embedded case {name}: {e}")))?;
+    let files = crate::generate::fixture(name, &case).map_err(|e| Error(format!("embedded case {name}: {e}")))?;
+    for (rel, bytes) in files {
+        let path = dir.join(name).join(rel);
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).map_err(|e| Error::io(parent.display(), e))?;
+        }
+        fs::write(&path, bytes).map_err(|e| Error::io(path.display(), e))?;
+    }
+    Ok(())
+}
+
+/// The harness's own probe image for `value`: one gzip layer with two
+/// top-level directories and a file, the annotation in the manifest and
+/// the Label. Any consumer unpacks it, with consent if it asks; one that
+/// cannot is broken, and nothing it reports about the fixtures means
+/// anything.
+fn probe_case(value: Value) -> String {
+    serde_json::json!({
+        "description": format!("The harness's probe image: nothing unusual, effective value {}.", value.name()),
+        "annotation": {"manifest": value.name(), "label": value.name()},
+        "requirements": [{"id": "CONSUMER-LAYER-ORDER", "level": "MUST"}],
+        "outcome": "unpack",
+        "allowances": {"ownerRaise": true, "extraPaths": true},
+        "layers": [{"compression": "gzip", "entries": [
+            {"path": "etc/", "type": "dir"},
+            {"path": "etc/probe", "content": PROBE_CONTENT},
+            {"path": "srv/", "type": "dir"}
+        ]}],
+        "present": [{"path": "etc/probe", "type": "file", "content": PROBE_CONTENT,
+                     "requirements": ["CONSUMER-LAYER-ORDER"]}]
+    })
+    .to_string()
+}
+
+const PROBE_CONTENT: &str = "single-id-conformance probe: any consumer unpacks this\n";
+
+/// Runs the probe image of `value`: without consent, then with it if the
+/// adapter refused. Returns whether it unpacked without consent, or an
+/// error naming what the adapter printed when it unpacked neither way.
+fn probe(ctx: &Ctx, dir: &Path, value: Value) -> Result<results::Probe, Error> {
+    let name = format!("probe-{}", value.name());
+    write_case(dir, &name, &probe_case(value))?;
+    let f = load_one(&dir.join(&name)).map_err(|p| Error(p.join("; ")))?;
+    let mut runs = Vec::new();
+    for consent in [false, true] {
+        let mut ledger = Ledger::new([(CONTAINED, Level::Must), ("CONSUMER-LAYER-ORDER", Level::Must)]);
+        let (rec, dest) = attempt(ctx, &f, consent, runs.len(), &mut ledger)?;
+        let ok = rec.succeeded()
+            && matches!(&dest, DestState::Tree(t) if t.get(Path::new("etc/probe")).and_then(|n| n.sha256.clone())
+                == Some(crate::generate::sha256(PROBE_CONTENT.as_bytes())));
+        runs.push(rec);
+        if ok {
+            return Ok(results::Probe { value, without_consent: !consent, runs });
+        }
+    }
+    let last = runs.last().expect("two runs");
+    let mut msg = format!(
+        "the adapter is broken: it cannot unpack the harness's {} probe image (one gzip layer holding etc/probe and srv/), \
+         without consent or with SINGLE_ID_CONFIRM=1; with consent it {}",
+        value.name(),
+        last.status_text()
+    );
+    let ok_but_wrong = last.succeeded();
+    if ok_but_wrong {
+        msg.push_str(", but etc/probe is not in DEST with its content");
+    }
+    for (name, c) in [("standard error", &last.stderr), ("standard output", &last.stdout)] {
+        if c.text.trim().is_empty() {
+            msg.push_str(&format!("\nits {name} was empty"));
+        } else {
+            msg.push_str(&format!("\nits {name}:"));
+            for line in crate::report::printable(&c.text).lines() {
+                msg.push_str(&format!("\n  | {line}"));
+            }
+        }
+    }
+    msg.push_str(
+        "\nno fixture was scored: fix the adapter (conformance/README.md, \"Writing an adapter\") and run again",
+    );
+    Err(Error(msg))
+}
+
 /// Runs the adapter on every selected fixture.
 pub fn run(o: &Options) -> Result<Report, Error> {
     if o.adapter.trim().is_empty() {
         return Err(Error("--adapter is empty".into()));
     }
-    let mut fixtures = load_fixtures(&o.fixtures)?;
+    let set = fixture_set(o.fixtures.as_deref())?;
+    let mut fixtures = set.fixtures.clone();
     for c in &o.cases {
         if !fixtures.iter().any(|f| &f.expectation.case == c) {
-            return Err(Error(format!("--case {c}: no such fixture in {}", o.fixtures.display())));
+            return Err(Error(format!("--case {c}: no such fixture in {}", set.described_as)));
         }
     }
     if !o.cases.is_empty() {
@@ -199,12 +327,23 @@ pub fn run(o: &Options) -> Result<Report, Error> {
     }
     let run_dir = RunDir::new(Some(&base), drop.then_some((user.uid, user.gid)))
         .map_err(|e| Error::io(format!("creating a work directory in {}", base.display()), e))?;
-    let ctx = Ctx { o, user, drop, run_dir: &run_dir };
+    let mut ctx = Ctx { o, user, drop, run_dir: &run_dir, asks: BTreeMap::new() };
+    // Probes first: a broken adapter stops the run before any scoring.
+    let probe_dir = tempfile::Builder::new()
+        .prefix("single-id-conformance-probes.")
+        .tempdir()
+        .map_err(|e| Error::io("creating a directory for the probe images", e))?;
+    let mut probes = Vec::new();
+    for value in [Value::Flattened, Value::Allowed] {
+        let p = probe(&ctx, probe_dir.path(), value)?;
+        ctx.asks.insert(value, !p.without_consent);
+        probes.push(p);
+    }
     let mut reports = Vec::new();
     for f in &fixtures {
         reports.push(run_fixture(&ctx, f)?);
     }
-    let summary = Summary::of(&reports);
+    let (summary, requirements) = Summary::of(&reports);
     Ok(Report {
         report_version: results::REPORT_VERSION,
         tool: Tool { name: env!("CARGO_PKG_NAME").into(), version: env!("CARGO_PKG_VERSION").into() },
@@ -215,9 +354,12 @@ pub fn run(o: &Options) -> Result<Report, Error> {
             dropped_privileges: drop,
             timeout_seconds: o.timeout.as_secs(),
         },
-        fixtures_dir: o.fixtures.display().to_string(),
+        fixtures_dir: set.described_as.clone(),
+        spec: results::Spec { version: crate::spec_index::SPEC_VERSION.into(), url: o.spec_url.clone() },
+        probes,
         only: o.only.clone(),
         fixtures: reports,
+        requirements,
         summary,
     })
 }
@@ -227,6 +369,8 @@ struct Ctx<'a> {
     user: User,
     drop: bool,
     run_dir: &'a RunDir,
+    /// Per value, whether the adapter asked for consent for the probe image.
+    asks: BTreeMap<Value, bool>,
 }
 
 /// DEST as the adapter left it.
@@ -327,33 +471,129 @@ fn attempt(
     Ok((rec, dest))
 }
 
+/// The annotation requirements a fixture lists: each fixes the effective
+/// value, so a consumer that asks when it should not (or does not ask
+/// when it should) violates it as well as the policy.
+fn annotation_ids(listed: &[String]) -> Vec<String> {
+    listed.iter().filter(|r| r.starts_with("ANNOTATION-")).cloned().collect()
+}
+
+/// The MAY requirement that lets a consumer flatten an image of `value`
+/// without asking.
+fn policy_may(value: Value) -> Option<&'static str> {
+    match value {
+        Value::Flattened => Some(POLICY_FLATTENED),
+        Value::Allowed => Some(POLICY_ALLOWED),
+        Value::Caution => None,
+    }
+}
+
+/// Whether DEST is as it was before the adapter ran: a refusal.
+fn untouched(dest: &DestState) -> bool {
+    match dest {
+        DestState::Gone => true,
+        DestState::Tree(_) => dest.entries().is_empty(),
+        DestState::Broken(_) => false,
+    }
+}
+
 fn run_fixture(ctx: &Ctx, f: &Fixture) -> Result<FixtureReport, Error> {
     let exp = &f.expectation;
     let mut ids: Vec<(String, Level, bool)> = exp.requirements.iter().map(|r| (r.id.clone(), r.level, true)).collect();
     if !ids.iter().any(|(id, _, _)| id == CONTAINED) {
         ids.push((CONTAINED.to_string(), Level::Must, false));
     }
-    let mut ledger = Ledger::new(ids.iter().map(|(id, _, _)| id.as_str()));
+    let mut ledger = Ledger::new(ids.iter().map(|(id, level, _)| (id.as_str(), *level)));
     let listed: Vec<String> = exp.requirements.iter().map(|r| r.id.clone()).collect();
     let without_contained: Vec<String> = listed.iter().filter(|r| *r != CONTAINED).cloned().collect();
+    let annotations = annotation_ids(&listed);
     let mut runs = Vec::new();
+    let mut last_tree: Option<Tree> = None;
+    // Whether the adapter asks for consent for images of this value, as
+    // the probe image showed.
+    let asks = ctx.asks.get(&exp.effective_value).copied().unwrap_or(false);
     match exp.outcome {
         Outcome::Unpack => {
-            let (rec, dest) = attempt(ctx, f, false, 0, &mut ledger)?;
+            let value = exp.effective_value;
+            let may = policy_may(value).filter(|id| listed.iter().any(|r| r == id));
+            let policy_matters = may.is_some() || !annotations.is_empty();
+            // A consumer that asks for consent for every image of this
+            // value is given it at once, unless the fixture is about that.
+            let mut consent = asks && !policy_matters;
+            let (mut rec, mut dest) = attempt(ctx, f, consent, 0, &mut ledger)?;
+            if !consent && !rec.succeeded() && untouched(&dest) {
+                // A refusal: try again with consent.
+                runs.push(rec);
+                consent = true;
+                let again = attempt(ctx, f, true, 1, &mut ledger)?;
+                (rec, dest) = again;
+                if rec.succeeded() {
+                    if let Some(id) = may {
+                        ledger.observe(id, false, &format!("refused this {} image without consent", value.name()));
+                    }
+                    ledger.checked(&annotations);
+                    if !asks {
+                        ledger.differ(
+                            &annotations,
+                            Difference {
+                                run: 0,
+                                path: String::new(),
+                                check: Check::ExitStatus,
+                                expected: format!(
+                                    "0: an unpack without consent, as for the harness's {} probe image (effective value {})",
+                                    value.name(),
+                                    value.name()
+                                ),
+                                found: format!(
+                                    "{}, and an unpack with SINGLE_ID_CONFIRM=1: the image was read as more cautious than {}",
+                                    runs[0].status_text(),
+                                    value.name()
+                                ),
+                            },
+                        );
+                    }
+                }
+            } else if !consent && rec.succeeded() {
+                if let Some(id) = may {
+                    ledger.observe(id, true, &format!("unpacked this {} image without consent", value.name()));
+                }
+                ledger.checked(&annotations);
+                if asks {
+                    ledger.differ(
+                        &annotations,
+                        Difference {
+                            run: 0,
+                            path: String::new(),
+                            check: Check::ExitStatus,
+                            expected: format!(
+                                "a refusal without consent, as for the harness's {} probe image (effective value {})",
+                                value.name(),
+                                value.name()
+                            ),
+                            found: format!(
+                                "{}: the image was read as less cautious than {}",
+                                rec.status_text(),
+                                value.name()
+                            ),
+                        },
+                    );
+                }
+            }
+            let run = runs.len();
+            let how = if consent { " with SINGLE_ID_CONFIRM=1" } else { "" };
             if !rec.succeeded() {
-                let why = format!(
-                    "the adapter {} where this fixture needs an unpack (outcome unpack), so the tree could not be checked",
-                    rec.status_text()
-                );
-                ledger.fail(&without_contained, &why);
+                unpack_failed(exp, &rec, how, &without_contained, &mut ledger);
             } else {
                 ledger.checked(&without_contained);
-                check_dest(ctx, exp, &dest, Scope::Full, 0, &rec.searchable, &without_contained, &mut ledger);
+                check_dest(ctx, exp, &dest, Scope::Full, run, &rec.searchable, &without_contained, &mut ledger);
+                if let DestState::Tree(t) = dest {
+                    last_tree = Some(t);
+                }
             }
             runs.push(rec);
         }
         Outcome::Any => {
-            let (rec, dest) = attempt(ctx, f, false, 0, &mut ledger)?;
+            let (rec, dest) = attempt(ctx, f, asks, 0, &mut ledger)?;
             let scope = if rec.succeeded() {
                 Scope::Full
             } else {
@@ -366,6 +606,34 @@ fn run_fixture(ctx: &Ctx, f: &Fixture) -> Result<FixtureReport, Error> {
             };
             if !matches!(dest, DestState::Gone) || scope == Scope::Full {
                 check_dest(ctx, exp, &dest, scope, 0, &rec.searchable, &without_contained, &mut ledger);
+                if let DestState::Tree(t) = dest {
+                    last_tree = Some(t);
+                }
+            }
+            runs.push(rec);
+        }
+        Outcome::Fail => {
+            let (rec, dest) = attempt(ctx, f, asks, 0, &mut ledger)?;
+            ledger.checked(&without_contained);
+            if rec.exit_code == Some(0) && !rec.timed_out {
+                ledger.differ(
+                    &without_contained,
+                    Difference {
+                        run: 0,
+                        path: String::new(),
+                        check: Check::ExitStatus,
+                        expected:
+                            "non-zero: this image cannot be unpacked completely, and the failure must be reported"
+                                .into(),
+                        found: rec.status_text(),
+                    },
+                );
+            }
+            if !matches!(dest, DestState::Gone) {
+                check_dest(ctx, exp, &dest, Scope::AfterFailure, 0, &rec.searchable, &without_contained, &mut ledger);
+                if let DestState::Tree(t) = dest {
+                    last_tree = Some(t);
+                }
             }
             runs.push(rec);
         }
@@ -376,13 +644,18 @@ fn run_fixture(ctx: &Ctx, f: &Fixture) -> Result<FixtureReport, Error> {
             if policy.is_empty() {
                 policy = without_contained.clone();
             }
-            let rest: Vec<String> = without_contained.iter().filter(|r| !policy.contains(r)).cloned().collect();
+            // A consumer that flattens without consent has read the wrong
+            // effective value: that counts against the annotation
+            // requirement that fixes the value as well.
+            let mut value_wrong = policy.clone();
+            value_wrong.extend(annotations.iter().filter(|a| !policy.contains(a)).cloned());
+            let rest: Vec<String> = without_contained.iter().filter(|r| !value_wrong.contains(r)).cloned().collect();
 
             let (rec, dest) = attempt(ctx, f, false, 0, &mut ledger)?;
-            ledger.checked(&policy);
+            ledger.checked(&value_wrong);
             if rec.exit_code == Some(0) || rec.exit_code.is_none() {
                 ledger.differ(
-                    &policy,
+                    &value_wrong,
                     Difference {
                         run: 0,
                         path: String::new(),
@@ -435,16 +708,43 @@ fn run_fixture(ctx: &Ctx, f: &Fixture) -> Result<FixtureReport, Error> {
                         found: rec.status_text(),
                     },
                 );
-                let why = format!(
-                    "with SINGLE_ID_CONFIRM=1 the adapter {} where this fixture needs an unpack, so the tree could not be checked",
-                    rec.status_text()
-                );
-                ledger.fail(&rest, &why);
+                unpack_failed(exp, &rec, " with SINGLE_ID_CONFIRM=1", &rest, &mut ledger);
             } else {
                 ledger.checked(&rest);
                 check_dest(ctx, exp, &dest, Scope::Full, 1, &rec.searchable, &without_contained, &mut ledger);
+                if let DestState::Tree(t) = dest {
+                    last_tree = Some(t);
+                }
             }
             runs.push(rec);
+        }
+    }
+    // What this fixture's checks depend on: a need that fails, or an
+    // assumed-absent path that exists, turns the other failures into
+    // blocked results.
+    let needs_failing: Vec<&String> = exp.needs.iter().filter(|n| ledger.failing(n)).collect();
+    if !needs_failing.is_empty() {
+        let others: Vec<String> = without_contained.iter().filter(|r| !exp.needs.contains(r)).cloned().collect();
+        let names: Vec<&str> = needs_failing.iter().map(|s| s.as_str()).collect();
+        ledger.block_failures(
+            &others,
+            &format!("not judged: this fixture depends on what {} covers, which fails here", names.join(" and ")),
+        );
+    }
+    if let Some(tree) = &last_tree {
+        for a in &exp.assumes {
+            if let Some(node) = tree.get(&compare::rel_path(&a.path)) {
+                let others: Vec<String> = without_contained.iter().filter(|r| **r != a.requirement).cloned().collect();
+                ledger.block_failures(
+                    &others,
+                    &format!(
+                        "not judged: this fixture assumes {} absent, as {} requires (tested by its own fixture), but found {}",
+                        a.path,
+                        a.requirement,
+                        node.describe()
+                    ),
+                );
+            }
         }
     }
     let results = ids
@@ -455,7 +755,8 @@ fn run_fixture(ctx: &Ctx, f: &Fixture) -> Result<FixtureReport, Error> {
             } else {
                 ledger.verdict(&id)
             };
-            RequirementResult { requirement: id, level, status, listed, reason, differences }
+            let (section, url) = spec_link(&ctx.o.spec_url, &id);
+            RequirementResult { requirement: id, level, section, url, status, listed, reason, differences }
         })
         .collect();
     Ok(FixtureReport {
@@ -466,6 +767,38 @@ fn run_fixture(ctx: &Ctx, f: &Fixture) -> Result<FixtureReport, Error> {
         runs,
         results,
     })
+}
+
+/// The adapter did not unpack a fixture that needs an unpack: the tree
+/// cannot be checked. The requirements whose features the fixture needs
+/// fail; the others are blocked by them. Without such requirements, all
+/// fail.
+fn unpack_failed(exp: &Expectation, rec: &RunRecord, how: &str, reqs: &[String], ledger: &mut Ledger) {
+    let needs: Vec<String> = exp.needs.iter().filter(|n| reqs.contains(n)).cloned().collect();
+    let why = format!(
+        "the adapter {}{how} where this fixture needs an unpack, so the tree could not be checked",
+        rec.status_text()
+    );
+    if needs.is_empty() {
+        ledger.fail(reqs, &why);
+        return;
+    }
+    ledger.fail(&needs, &format!("{why}; the image needs what this requirement covers"));
+    let others: Vec<String> = reqs.iter().filter(|r| !needs.contains(r)).cloned().collect();
+    ledger.block(
+        &others,
+        &format!("not checked: {why}, and the image needs what {} covers, which fails here", needs.join(" and ")),
+    );
+}
+
+/// The heading of the spec section stating `id`, and a link to it.
+pub fn spec_link(base: &str, id: &str) -> (String, String) {
+    let section = crate::spec_index::INDEX
+        .iter()
+        .find(|r| r.id == id)
+        .map(|r| r.section.to_string())
+        .unwrap_or_else(|| "Requirement index".into());
+    (section, format!("{base}#{}", id.to_ascii_lowercase()))
 }
 
 #[allow(clippy::too_many_arguments)]

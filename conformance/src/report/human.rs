@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use super::{LEVELS, difference_line, printable, run_label, show_output};
+use super::{LEVELS, difference_line, mark, printable, run_label, show_output, spec_ref, tally_text};
 use crate::harness::results::{Report, Status, level_name, outcome_name};
 
 pub fn render(r: &Report) -> String {
@@ -18,6 +18,10 @@ pub fn render(r: &Report) -> String {
     if !r.only.is_empty() {
         let _ = writeln!(s, "only:     {}", r.only.join(" "));
     }
+    for p in &r.probes {
+        let how = if p.without_consent { "unpacked without consent" } else { "asked for consent, then unpacked" };
+        let _ = writeln!(s, "probe:    {} image: {how}", p.value.name());
+    }
     for f in &r.fixtures {
         let _ = writeln!(s);
         let _ = writeln!(s, "{} (outcome {}): {}", f.case, outcome_name(f.outcome), f.description);
@@ -25,13 +29,11 @@ pub fn render(r: &Report) -> String {
             let _ = writeln!(s, "  {}: {} in {} ms", run_label(f, i), run.status_text(), run.duration_ms);
         }
         for res in &f.results {
-            let mark = match res.status {
-                Status::Pass => "pass",
-                Status::Fail => "FAIL",
-                Status::Skip => "skip",
-            };
             let extra = if res.listed { "" } else { " (checked on every fixture)" };
-            let _ = writeln!(s, "  {mark}  {:<6}  {}{extra}", level_name(res.level), res.requirement);
+            let _ = writeln!(s, "  {:<4}  {:<6}  {}{extra}", mark(res.status), level_name(res.level), res.requirement);
+            if res.status == Status::Fail {
+                let _ = writeln!(s, "          {}", spec_ref(res));
+            }
             if let Some(reason) = &res.reason {
                 let _ = writeln!(s, "          {reason}");
             }
@@ -54,15 +56,26 @@ pub fn render(r: &Report) -> String {
         }
     }
     let _ = writeln!(s);
-    let _ = writeln!(s, "summary  pass  fail  skip");
+    let _ = writeln!(s, "summary: distinct requirements (checks: one per fixture and requirement)");
     for level in LEVELS {
-        let t = r.summary.tally(level);
-        let _ = writeln!(s, "  {:<6} {:>4}  {:>4}  {:>4}", level_name(level), t.pass, t.fail, t.skip);
+        let _ = writeln!(
+            s,
+            "  {:<6}  {}  (checks: {})",
+            level_name(level),
+            tally_text(level, r.summary.requirements.get(level)),
+            tally_text(level, r.summary.checks.get(level))
+        );
     }
+    let failing: Vec<&str> = r
+        .requirements
+        .iter()
+        .filter(|q| q.status == Status::Fail && q.level == crate::expect::Level::Must)
+        .map(|q| q.requirement.as_str())
+        .collect();
     if r.summary.conformant {
-        let _ = writeln!(s, "result: every MUST requirement passed");
+        let _ = writeln!(s, "result: no MUST requirement failed");
     } else {
-        let _ = writeln!(s, "result: {} MUST requirement result(s) failed", r.summary.must.fail);
+        let _ = writeln!(s, "result: {} MUST requirement(s) failed: {}", failing.len(), failing.join(", "));
     }
     s
 }

@@ -5,7 +5,7 @@
 
 use std::fmt::Write as _;
 
-use super::{difference_line, run_label};
+use super::{difference_line, run_label, spec_ref};
 use crate::harness::results::{Report, Status, level_name, outcome_name};
 
 /// Text escaped for XML 1.0 content and attribute values. Control
@@ -48,7 +48,15 @@ fn escape(s: &str, content: bool) -> String {
 
 pub fn render(r: &Report) -> String {
     let mut s = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    let count = |st: Status| r.fixtures.iter().flat_map(|f| &f.results).filter(|x| x.status == st).count();
+    // Blocked requirements could not be checked: JUnit calls that skipped.
+    let skipped = |st: Status| matches!(st, Status::Skip | Status::Blocked);
+    let count = |st: Status| {
+        r.fixtures
+            .iter()
+            .flat_map(|f| &f.results)
+            .filter(|x| x.status == st || (st == Status::Skip && skipped(x.status)))
+            .count()
+    };
     let total: usize = r.fixtures.iter().map(|f| f.results.len()).sum();
     let _ = writeln!(
         s,
@@ -59,7 +67,9 @@ pub fn render(r: &Report) -> String {
     );
     let a = &r.adapter;
     for f in &r.fixtures {
-        let n = |st: Status| f.results.iter().filter(|x| x.status == st).count();
+        let n = |st: Status| {
+            f.results.iter().filter(|x| x.status == st || (st == Status::Skip && skipped(x.status))).count()
+        };
         let time: u64 = f.runs.iter().map(|r| r.duration_ms).sum();
         let _ = writeln!(
             s,
@@ -95,23 +105,34 @@ pub fn render(r: &Report) -> String {
             );
             match res.status {
                 Status::Pass => s.push_str("/>\n"),
-                Status::Skip => {
+                Status::Implemented | Status::NotImplemented => {
                     let _ = writeln!(
                         s,
-                        ">\n      <skipped message=\"{}\"/>\n    </testcase>",
+                        ">\n      <system-out>{}: {}</system-out>\n    </testcase>",
+                        res.status.name(),
+                        xml_text(res.reason.as_deref().unwrap_or_default())
+                    );
+                }
+                Status::Skip | Status::Blocked => {
+                    let what = if res.status == Status::Blocked { "blocked: " } else { "" };
+                    let _ = writeln!(
+                        s,
+                        ">\n      <skipped message=\"{}{}\"/>\n    </testcase>",
+                        what,
                         xml(res.reason.as_deref().unwrap_or("skipped"))
                     );
                 }
                 Status::Fail => {
-                    let mut body: Vec<String> = Vec::new();
+                    let mut body: Vec<String> = vec![spec_ref(res)];
                     if let Some(reason) = &res.reason {
                         body.push(reason.clone());
                     }
                     body.extend(res.differences.iter().map(|d| difference_line(f, d)));
                     let message = format!(
-                        "{} requirement {} failed{}",
+                        "{} requirement {} failed ({}){}",
                         level_name(res.level),
                         res.requirement,
+                        spec_ref(res),
                         if res.differences.is_empty() {
                             String::new()
                         } else {

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use super::{LEVELS, printable, run_label, show_output};
+use super::{LEVELS, printable, run_label, show_output, tally_text};
 use crate::expect::Level;
 use crate::harness::results::{Check, Report, Status, level_name, outcome_name};
 
@@ -43,6 +43,11 @@ fn longest_backtick_run(s: &str) -> usize {
     best
 }
 
+/// A link destination that cannot break out of `(...)`.
+fn link_target(url: &str) -> String {
+    format!("<{}>", printable(url).replace(['<', '>', '\n', '\r'], ""))
+}
+
 /// Text inside an HTML element such as `<summary>`.
 fn html(s: &str) -> String {
     printable(s).replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
@@ -73,16 +78,24 @@ pub fn render(r: &Report) -> String {
         let _ = writeln!(s, "| Only | {} |", r.only.iter().map(|id| code(id)).collect::<Vec<_>>().join(" "));
     }
     let verdict = if r.summary.conformant {
-        "every MUST requirement passed".to_string()
+        "no MUST requirement failed".to_string()
     } else {
-        format!("**{} MUST requirement result(s) failed**", r.summary.must.fail)
+        format!("**{} MUST requirement(s) failed**", r.summary.requirements.must.fail)
     };
     let _ = writeln!(s, "| Result | {verdict} |");
 
-    s.push_str("\n## Summary\n\n| Level | pass | fail | skip |\n|---|---:|---:|---:|\n");
+    s.push_str(
+        "\n## Summary\n\nDistinct requirements per level; checks count one result per fixture and requirement.\n\n",
+    );
+    s.push_str("| Level | requirements | checks |\n|---|---|---|\n");
     for level in LEVELS {
-        let t = r.summary.tally(level);
-        let _ = writeln!(s, "| {} | {} | {} | {} |", level_name(level), t.pass, t.fail, t.skip);
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} |",
+            level_name(level),
+            tally_text(level, r.summary.requirements.get(level)),
+            tally_text(level, r.summary.checks.get(level))
+        );
     }
 
     // Requirement x fixture.
@@ -93,7 +106,7 @@ pub fn render(r: &Report) -> String {
         }
     }
     s.push_str("\n## Results\n\n");
-    s.push_str("pass, **FAIL**, skip per requirement (rows) and fixture (columns); a blank cell: the fixture does not test that requirement.\n\n");
+    s.push_str("pass, **FAIL**, blocked, skip (MAY: implemented, not implemented) per requirement (rows) and fixture (columns); a blank cell: the fixture does not test that requirement.\n\n");
     s.push_str("| Requirement | Level |");
     for f in &r.fixtures {
         let _ = write!(s, " {} |", code(&f.case));
@@ -104,7 +117,8 @@ pub fn render(r: &Report) -> String {
     }
     s.push('\n');
     for (level, id) in reqs.keys() {
-        let _ = write!(s, "| {} | {} |", code(id), level_name(*level));
+        let url = r.requirements.iter().find(|q| &q.requirement == id).map(|q| q.url.clone()).unwrap_or_default();
+        let _ = write!(s, "| [{}]({}) | {} |", code(id), link_target(&url), level_name(*level));
         for f in &r.fixtures {
             let cell = match f.results.iter().find(|x| &x.requirement == id && x.level == *level) {
                 Some(x) if x.status == Status::Fail => "**FAIL**",
@@ -123,16 +137,18 @@ pub fn render(r: &Report) -> String {
     for f in failing {
         let _ = writeln!(s, "\n### {}\n", code(&f.case));
         let _ = writeln!(s, "{} (outcome {})\n", text(&f.description), code(outcome_name(f.outcome)));
-        for res in f.results.iter().filter(|x| x.status != Status::Pass) {
+        for res in f.results.iter().filter(|x| !matches!(x.status, Status::Pass | Status::Implemented)) {
             if res.status == Status::Skip && res.reason.as_deref() == Some("not selected by --only") {
                 continue;
             }
             let _ = writeln!(
                 s,
-                "- {} {} {}{}",
+                "- {} {} [{}]({}) (spec section \"{}\"){}",
                 res.status.name(),
                 level_name(res.level),
                 code(&res.requirement),
+                link_target(&res.url),
+                text(&res.section),
                 res.reason.as_deref().map(|r| format!(": {}", text(r))).unwrap_or_default()
             );
             for d in &res.differences {

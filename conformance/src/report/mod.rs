@@ -7,7 +7,7 @@ pub mod markdown;
 pub mod tap;
 
 use crate::expect::{Level, Outcome};
-use crate::harness::results::{Check, Difference, FixtureReport};
+use crate::harness::results::{Check, Difference, FixtureReport, RequirementResult, Status, Tally, level_name};
 
 /// The levels in the order reports list them.
 pub const LEVELS: [Level; 3] = [Level::Must, Level::Should, Level::May];
@@ -43,7 +43,7 @@ pub fn difference_line(f: &FixtureReport, d: &Difference) -> String {
 pub fn show_output(f: &FixtureReport) -> bool {
     f.failed()
         || f.results.iter().any(|r| {
-            r.status == crate::harness::results::Status::Skip && r.reason.as_deref() != Some("not selected by --only")
+            matches!(r.status, Status::Skip | Status::Blocked) && r.reason.as_deref() != Some("not selected by --only")
         })
 }
 
@@ -63,4 +63,44 @@ pub fn printable(s: &str) -> String {
         }
     }
     out
+}
+
+/// Where the spec states a requirement: `section "Permission bits": URL`.
+pub fn spec_ref(r: &RequirementResult) -> String {
+    format!("spec section \"{}\": {}", r.section, r.url)
+}
+
+/// A tally as words, leaving out zero counts: `20 pass, 3 fail`; MAY
+/// tallies speak of implemented and not implemented.
+pub fn tally_text(level: Level, t: Tally) -> String {
+    let mut parts = Vec::new();
+    for (n, what) in [
+        (t.pass, "pass"),
+        (t.fail, "fail"),
+        (t.blocked, "blocked"),
+        (t.implemented, "implemented"),
+        (t.not_implemented, "not implemented"),
+        (t.skip, "skip"),
+    ] {
+        if n > 0 {
+            parts.push(format!("{n} {what}"));
+        }
+    }
+    if parts.is_empty() {
+        return "none".into();
+    }
+    let _ = level_name(level);
+    parts.join(", ")
+}
+
+/// The word a status is shown as in text formats.
+pub fn mark(s: Status) -> &'static str {
+    match s {
+        Status::Pass => "pass",
+        Status::Fail => "FAIL",
+        Status::Blocked => "blocked",
+        Status::Skip => "skip",
+        Status::Implemented => "implemented",
+        Status::NotImplemented => "not implemented",
+    }
 }

@@ -6,6 +6,7 @@
 
 use std::fmt::Write as _;
 
+use super::tally_text;
 use crate::expect::Level;
 use crate::harness::results::{Report, Status, level_name, outcome_name};
 
@@ -53,9 +54,18 @@ pub fn render(r: &Report) -> String {
                 Status::Pass => {
                     let _ = writeln!(s, "ok {n} - {name}");
                 }
-                Status::Skip => {
+                Status::Skip | Status::Blocked => {
                     let reason = res.reason.as_deref().unwrap_or("skipped");
-                    let _ = writeln!(s, "ok {n} - {name} # SKIP {}", tap_text(reason));
+                    let what = if res.status == Status::Blocked { "blocked: " } else { "" };
+                    let _ = writeln!(s, "ok {n} - {name} # SKIP {what}{}", tap_text(reason));
+                }
+                Status::Implemented | Status::NotImplemented => {
+                    let _ = writeln!(
+                        s,
+                        "ok {n} - {name} {} # {}",
+                        res.status.name(),
+                        tap_text(res.reason.as_deref().unwrap_or_default())
+                    );
                 }
                 Status::Fail => {
                     if res.level == Level::Must {
@@ -72,6 +82,8 @@ pub fn render(r: &Report) -> String {
                     let _ = writeln!(s, "  outcome: {}", outcome_name(f.outcome));
                     let _ = writeln!(s, "  requirement: {}", yaml_str(&res.requirement));
                     let _ = writeln!(s, "  level: {}", level_name(res.level));
+                    let _ = writeln!(s, "  section: {}", yaml_str(&res.section));
+                    let _ = writeln!(s, "  spec: {}", yaml_str(&res.url));
                     if let Some(reason) = &res.reason {
                         let _ = writeln!(s, "  reason: {}", yaml_str(reason));
                     }
@@ -108,19 +120,15 @@ pub fn render(r: &Report) -> String {
             }
         }
     }
-    let t = &r.summary;
-    let _ = writeln!(
-        s,
-        "# MUST {}/{}/{}, SHOULD {}/{}/{}, MAY {}/{}/{} (pass/fail/skip)",
-        t.must.pass,
-        t.must.fail,
-        t.must.skip,
-        t.should.pass,
-        t.should.fail,
-        t.should.skip,
-        t.may.pass,
-        t.may.fail,
-        t.may.skip
-    );
+    for level in [Level::Must, Level::Should, Level::May] {
+        let _ = writeln!(
+            s,
+            "# {}: {} distinct requirement(s): {}; checks: {}",
+            level_name(level),
+            r.summary.requirements.get(level).total(),
+            tally_text(level, r.summary.requirements.get(level)),
+            tally_text(level, r.summary.checks.get(level))
+        );
+    }
     s
 }
