@@ -3,7 +3,8 @@
 // JSON object per header that Reader.Next returns, then one object for how
 // the stream ended. Names and link targets are hex-encoded, byte for byte.
 // It reads no entry's data: Next skips what is left of it, as it does for
-// a consumer that ignores an entry.
+// a consumer that ignores an entry. With -gzip the input is a gzip stream
+// (members concatenated), read with Go's compress/gzip first.
 //
 //	{"name":"6574632f","linkname":"","typeflag":48,"size":5}
 //	{"end":"eof"} or {"error":"archive/tar: invalid tar header"}
@@ -12,8 +13,10 @@ package main
 import (
 	"archive/tar"
 	"bufio"
+	"compress/gzip"
 	"encoding/hex"
 	"encoding/json"
+	"flag"
 	"io"
 	"os"
 )
@@ -31,10 +34,21 @@ type end struct {
 }
 
 func main() {
+	gz := flag.Bool("gzip", false, "the input is gzip-compressed")
+	flag.Parse()
 	out := bufio.NewWriter(os.Stdout)
 	defer out.Flush()
 	enc := json.NewEncoder(out)
-	r := tar.NewReader(bufio.NewReaderSize(os.Stdin, 1<<16))
+	var in io.Reader = bufio.NewReaderSize(os.Stdin, 1<<16)
+	if *gz {
+		z, err := gzip.NewReader(in)
+		if err != nil {
+			enc.Encode(end{Error: err.Error()})
+			return
+		}
+		in = z
+	}
+	r := tar.NewReader(in)
 	for {
 		h, err := r.Next()
 		if err == io.EOF {

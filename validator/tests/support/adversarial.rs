@@ -54,8 +54,10 @@ use serde_json::{Value, json};
 use super::layers::{self, Spec, base256, dir, field, file, hardlink, layer, layer_without_end, symlink};
 use super::{Compression, ImageSpec, KEY, OciDir, REF, repo_root, sha256};
 
+mod documents;
 mod readers;
 mod sparse;
+mod streams;
 
 /// Where the committed corpus lives.
 pub fn corpus_dir() -> PathBuf {
@@ -371,6 +373,8 @@ pub fn cases() -> Vec<Case> {
     v.extend(document_cases());
     v.extend(readers::cases());
     v.extend(sparse::cases());
+    v.extend(documents::cases());
+    v.extend(streams::cases());
     v
 }
 
