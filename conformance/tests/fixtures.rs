@@ -366,3 +366,54 @@ fn the_harness_requirement_table_is_the_specs() {
         problems.join("\n  ")
     );
 }
+
+/// The Containerfile and the GitHub Actions workflow a runtime copies are
+/// checked for their structure: every Containerfile line is an instruction,
+/// a continuation or a comment, the harness is built and is the
+/// entrypoint; the workflow is indented YAML whose job runs the harness
+/// with JUnit output and uploads it.
+#[test]
+fn the_containerfile_and_the_workflow_parse() {
+    let text = fs::read_to_string(repo_root().join("conformance/Containerfile")).unwrap();
+    const INSTRUCTIONS: [&str; 9] = ["FROM", "RUN", "COPY", "WORKDIR", "ENTRYPOINT", "CMD", "ENV", "ARG", "LABEL"];
+    let mut continued = false;
+    let mut seen = BTreeSet::new();
+    for (n, line) in text.lines().enumerate() {
+        let t = line.trim();
+        if t.is_empty() || t.starts_with('#') {
+            continue;
+        }
+        if !continued {
+            let word = t.split_whitespace().next().unwrap();
+            assert!(INSTRUCTIONS.contains(&word), "Containerfile line {}: {word} is not an instruction", n + 1);
+            seen.insert(word.to_string());
+        }
+        continued = t.ends_with('\\');
+    }
+    assert!(!continued, "the Containerfile ends in a continuation");
+    assert!(seen.contains("FROM") && seen.contains("ENTRYPOINT"), "{seen:?}");
+    assert!(text.contains("cargo build --release --locked -p single-id-conformance"));
+    assert!(text.contains("ENTRYPOINT [\"single-id-conformance\"]"));
+
+    let yaml = fs::read_to_string(repo_root().join("conformance/ci/github-actions.yml")).unwrap();
+    let mut keys = BTreeSet::new();
+    for (n, line) in yaml.lines().enumerate() {
+        if line.trim().is_empty() || line.trim_start().starts_with('#') {
+            continue;
+        }
+        assert!(!line.contains('\t'), "workflow line {}: a tab", n + 1);
+        let indent = line.len() - line.trim_start().len();
+        assert!(indent % 2 == 0, "workflow line {}: indentation {indent} is not a multiple of two", n + 1);
+        let t = line.trim_start().trim_start_matches("- ");
+        if let Some((k, _)) = t.split_once(':') {
+            if !k.contains(' ') {
+                keys.insert(k.to_string());
+            }
+        }
+    }
+    for k in ["name", "on", "jobs", "runs-on", "steps", "uses", "run"] {
+        assert!(keys.contains(k), "the workflow has no {k:?} key: {keys:?}");
+    }
+    assert!(yaml.contains("single-id-conformance run --adapter") && yaml.contains("--format junit"));
+    assert!(yaml.contains("actions/upload-artifact"));
+}
