@@ -194,7 +194,11 @@ impl<W: Write> Rewriter<W> {
         if let Some(over) = &e.over_limit {
             return Err(SinkError(format!("entry {} exceeds a limit: {over}", e.display_path())));
         }
-        if let Some(p) = e.problems.iter().find(|p| p.fault == Fault::Ambiguous) {
+        // An entry of unknown type is dropped below whatever readers take it
+        // for (consumers create nothing for it); any other disagreement has
+        // no one right reading to write.
+        let unknown = matches!(e.kind, Kind::Other(_));
+        if let Some(p) = e.problems.iter().find(|p| p.fault == Fault::Ambiguous && !unknown) {
             return Err(SinkError(format!(
                 "entry {}: tar readers disagree about it ({}); validate reports it as layer-ambiguous",
                 e.display_path(),

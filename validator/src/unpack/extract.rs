@@ -408,7 +408,11 @@ impl Sink for Extractor<'_> {
         // What GNU tar, bsdtar and Go read differently has no one right
         // reading to apply, and the entries after it may be in doubt too:
         // the unpack stops, as validate reports it (PRODUCER-UNAMBIGUOUS).
-        if let Some(p) = e.problems.iter().find(|p| p.fault == Fault::Ambiguous) {
+        // An entry of unknown type is the exception: readers disagree on
+        // what it is, but a consumer creates nothing for it whatever it is
+        // (CONSUMER-UNKNOWN-TYPES), and its data is skipped by all alike.
+        let unknown = matches!(e.kind, Kind::Other(_));
+        if let Some(p) = e.problems.iter().find(|p| p.fault == Fault::Ambiguous && !unknown) {
             return Err(SinkError(format!(
                 "tar readers disagree about {} ({}); validate reports it as layer-ambiguous",
                 e.display_path(),
