@@ -604,6 +604,11 @@ const KNOWN: &[(&str, usize, &str)] = &[
     ),
     ("pax-path-not-utf8", 0, "bsdtar cannot convert a PAX path that is not UTF-8: same name, but it exits 1"),
     (
+        "memory-pax-names",
+        0,
+        "PAX uname and gname that are not UTF-8: bsdtar cannot convert them and exits 1 (same listing; names are not compared)",
+    ),
+    (
         "gnu-sparse-named-as-directory",
         0,
         "typeflag S with a name ending in /: GNU tar and bsdtar make a directory, Go and single-id a file; PRODUCER-UNAMBIGUOUS (h) is checked for typeflag 0 only",

@@ -37,7 +37,24 @@
 //!   a valid `flattened` image), and when both unpack and flatten succeed,
 //!   unpacking OUTPUT must give the same tree as unpacking the input;
 //! - `setup.pad` grows a file with trailing spaces (valid JSON white space)
-//!   before the run, so that a 50 MiB document need not be committed.
+//!   before the run, so that a 50 MiB document need not be committed;
+//!   `setup.built_at_test_time` marks a case whose layout is too large to
+//!   commit: the generator writes it into the copy a test runs (the
+//!   memory cases, a 4 MiB config, a 70 KB gzip header);
+//! - `args` are given to every command (to raise a limit);
+//! - `max_seconds` and `max_rss_mib` (per command) bound the wall time and
+//!   the peak resident memory (`/usr/bin/time`) of each command on the
+//!   input; every command also runs with files capped at 512 MiB, so one
+//!   that began to write out a sparse file's holes or a bomb is stopped;
+//! - `validate.message_byte_between` bounds the uncompressed byte position
+//!   at which the report says a layer stopped;
+//! - whenever flatten exits 0 it is run again with `--compression gzip`,
+//!   and that output must be unpacked by `umoci unpack --rootless` and
+//!   listed by GNU tar and bsdtar; `flatten.rejected_by` records the tools
+//!   known to reject it (or `flatten --compression gzip` itself failing),
+//!   each with why, and `flatten.output_unpack_fails` an output unpack is
+//!   known to refuse: flatten bugs, written down so the case fails once
+//!   they are fixed.
 //!
 //! Every case is run unprivileged in a sandbox directory `S` holding a copy
 //! of the case, DEST `S/dest`, OUTPUT `S/flat` and a canary directory
@@ -55,6 +72,7 @@ use super::layers::{self, Spec, base256, dir, field, file, hardlink, layer, laye
 use super::{Compression, ImageSpec, KEY, OciDir, REF, repo_root, sha256};
 
 mod documents;
+mod large;
 mod readers;
 mod sparse;
 mod streams;
@@ -375,6 +393,7 @@ pub fn cases() -> Vec<Case> {
     v.extend(sparse::cases());
     v.extend(documents::cases());
     v.extend(streams::cases());
+    v.extend(large::cases());
     v
 }
 
