@@ -165,12 +165,18 @@ pub fn cases() -> Vec<Case> {
         ),
         case(
             "unknown-typeflags",
-            "Two layers: an entry of typeflag `Z` (GNU tar lists it as unknown and extracts a regular file, bsdtar makes a regular file, Go hands it on as is) and one of typeflag `X` (GNU tar takes it for an old Solaris extended header and swallows it, the others see an entry).",
+            "Two layers: an entry of typeflag `Z` (GNU tar lists it as unknown and extracts a regular file, bsdtar makes a regular file, Go hands it on as is) and one of typeflag `X` (GNU tar takes it for an old Solaris extended header and swallows it, the others see an entry). Validate reports both; a consumer creates nothing for either (CONSUMER-UNKNOWN-TYPES), so unpack skips them and flatten drops them, and every reader skips their data alike.",
             |at| {
                 let typed = |t: u8| [entry(&header(b"typed", t, 4), b"data"), file(b"after", b"a"), end()].concat();
                 image(at, ALLOWED, vec![gz_raw(typed(b'Z')), gz_raw(typed(b'X'))]);
             },
-            ambiguous(&["layer-ambiguous"], "not a POSIX or GNU type"),
+            json!({
+                "validate": {"exit": 1, "rules": ["layer-ambiguous", "layer-ambiguous"], "messages_contain": ["tar readers disagree"]},
+                "inspect": inspect(0),
+                "unpack": {"exit": 0, "present": [super::f("after", "a")], "absent": ["typed"],
+                           "stdout_contains": ["skipped entries of unknown type: 2"]},
+                "flatten": super::flatten_clean(),
+            }),
         ),
         case(
             "regular-file-named-as-directory",
