@@ -203,7 +203,7 @@ def gen_layer(args):
 # ---------------------------------------------------------------------------
 # OCI layout
 
-KEY = "org.opencontainers.image.id-flattening"
+KEY = "io.github.supercontainers.id-flattening"
 
 
 def put_blob(root, data=None, path=None):

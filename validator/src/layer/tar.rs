@@ -1021,11 +1021,15 @@ fn decimal(text: &[u8]) -> Option<u64> {
 /// as spaces, as an unsigned or (as some old writers computed it) signed sum.
 fn check_sum(h: &[u8; BLOCK]) -> Result<(), ReadError> {
     let recorded = number(&h[148..156]).map_err(|_| ReadError::Format("header checksum field is unreadable".into()))?;
-    let unsigned: u64 =
-        h.iter().enumerate().map(|(i, b)| if (148..156).contains(&i) { 32 } else { u64::from(*b) }).sum();
-    let signed: i64 =
-        h.iter().enumerate().map(|(i, b)| if (148..156).contains(&i) { 32 } else { i64::from(*b as i8) }).sum();
-    if recorded == unsigned || i64::try_from(recorded).is_ok_and(|r| r == signed) {
+    // The checksum field counts as eight spaces.
+    let (head, rest) = h.split_at(148);
+    let tail = &rest[8..];
+    let unsigned: u64 = head.iter().chain(tail).map(|b| u64::from(*b)).sum::<u64>() + 8 * 32;
+    if recorded == unsigned {
+        return Ok(());
+    }
+    let signed: i64 = head.iter().chain(tail).map(|b| i64::from(*b as i8)).sum::<i64>() + 8 * 32;
+    if i64::try_from(recorded).is_ok_and(|r| r == signed) {
         Ok(())
     } else {
         Err(ReadError::Format(format!("header checksum is {recorded}, the header sums to {unsigned}")))
