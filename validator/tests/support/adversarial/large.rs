@@ -14,12 +14,17 @@ use super::{ALLOWED, Case, case, image, inspect, large_case, outcome, validate};
 use crate::support::Compression;
 use crate::support::layers::{Spec, dir, file, hardlink, layer, symlink};
 
-/// Peak resident memory each command may use on these layers, in MiB:
-/// SECURITY.md's 16 MiB plus 13.5 bytes a hash slot is under 18 MiB for
-/// them; validate and inspect are held to 64 MiB, as issue 10 asks, and
-/// unpack and flatten (whose output is checked by validate too) as well.
-fn memory_bound() -> Value {
-    json!({"validate": 64, "inspect": 64, "unpack": 64, "flatten": 64})
+/// Peak resident memory each command may use on a layer of `entries`
+/// entries of which `dirs` are directories unpack creates, in MiB, by
+/// SECURITY.md's formula: 16 MiB + 13.5 bytes for each slot of a hash table
+/// holding the entries at 7/8 load, plus about 60 bytes for each directory
+/// unpack creates; rounded up to whole MiB. (Issue 10 asks for at most
+/// 64 MiB for validate and inspect; the formula is tighter.)
+fn memory_bound(entries: u64, dirs: u64) -> Value {
+    let slots = (entries * 8).div_ceil(7).next_power_of_two();
+    let bytes = (16 << 20) + slots * 27 / 2;
+    let mib = |b: u64| b.div_ceil(1 << 20);
+    json!({"validate": mib(bytes), "inspect": mib(bytes), "unpack": mib(bytes + 60 * dirs), "flatten": mib(bytes)})
 }
 
 /// `n` bytes that are not UTF-8 (and hold no NUL), distinct for each `i`.
@@ -97,7 +102,7 @@ pub fn cases() -> Vec<Case> {
                 "inspect": inspect(0),
                 "unpack": {"exit": 0, "present": [super::f("f63", "x")]},
                 "flatten": super::flatten_clean(),
-                "max_rss_mib": memory_bound(),
+                "max_rss_mib": memory_bound(64, 0),
                 "max_seconds": 60,
             }),
         ),
@@ -122,7 +127,7 @@ pub fn cases() -> Vec<Case> {
                 "inspect": inspect(0),
                 "unpack": {"exit": 0, "stdout_contains": ["skipped hardlinks whose target does not exist: 24000"]},
                 "flatten": super::flatten_fails("layer-hardlink"),
-                "max_rss_mib": memory_bound(),
+                "max_rss_mib": memory_bound(24_000, 0),
                 "max_seconds": 120,
             }),
         ),
@@ -144,7 +149,7 @@ pub fn cases() -> Vec<Case> {
                     super::flatten_clean(),
                     &[("flatten --compression gzip", "a decompression bomb")],
                 ),
-                "max_rss_mib": memory_bound(),
+                "max_rss_mib": memory_bound(20_000, 20_016),
                 "max_seconds": 120,
             }),
         ),
