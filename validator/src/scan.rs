@@ -14,7 +14,9 @@ use crate::layer::{self, Compression};
 use crate::layout::{Layout, blob_path};
 use crate::report::{Finding, Findings, Location};
 use crate::rules::layer::{LayerRules, LinkIndex};
-use crate::rules::{LAYER_END_MARKER, LAYER_MEDIA_TYPE, LAYER_TRAILING_DATA, LAYER_UNREADABLE, LIMIT_EXCEEDED, blob};
+use crate::rules::{
+    LAYER_AMBIGUOUS, LAYER_END_MARKER, LAYER_MEDIA_TYPE, LAYER_TRAILING_DATA, LAYER_UNREADABLE, LIMIT_EXCEEDED, blob,
+};
 use crate::stats::{Collector, LayerStats};
 
 /// What reading one layer blob produced.
@@ -156,6 +158,13 @@ fn scan_one(
             }
             if s.missing_end_marker {
                 f.push(&LAYER_END_MARKER, at.clone(), "the tar stream stops without an end-of-archive marker");
+            }
+            if s.gzip_header_string >= layer::GO_GZIP_STRING {
+                let message = format!(
+                    "a gzip member header holds a name or comment of {} bytes: Go's compress/gzip (umoci, skopeo) refuses the layer, gzip(1) reads it",
+                    s.gzip_header_string
+                );
+                f.push(&LAYER_AMBIGUOUS, at.clone(), message);
             }
             scan.diff_id = Some(s.diff_id);
             scan.stats = Some(sinks.1.finish());

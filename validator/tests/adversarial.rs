@@ -888,6 +888,7 @@ case_tests! {
     extended_headers_without_magic => "extended-headers-without-magic",
     pax_linkpath_not_utf8 => "pax-linkpath-not-utf8",
     pax_path_not_utf8 => "pax-path-not-utf8",
+    pax_path_binary_charset => "pax-path-binary-charset",
     gnu_magic_prefix_field => "gnu-magic-prefix-field",
     gnu_sparse_named_as_directory => "gnu-sparse-named-as-directory",
     contiguous_file_named_as_directory => "contiguous-file-named-as-directory",

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::write::{Header, TarWriter};
 use crate::layer::path::{Normal, escape};
-use crate::layer::{Entry, Fault, Kind, Sink, SinkError};
+use crate::layer::{Entry, Kind, Sink, SinkError};
 use crate::report::Example;
 use crate::spec::whiteout::{self, Name};
 use crate::spec::{ids, xattr};
@@ -197,8 +197,10 @@ impl<W: Write> Rewriter<W> {
         // An entry of unknown type is dropped below whatever readers take it
         // for (consumers create nothing for it); any other disagreement has
         // no one right reading to write.
+        // A disagreement about the owner is repaired: every entry is
+        // written 0:0 root/root.
         let unknown = matches!(e.kind, Kind::Other(_));
-        if let Some(p) = e.problems.iter().find(|p| p.fault == Fault::Ambiguous && !unknown) {
+        if let Some(p) = e.unappliable().filter(|_| !unknown) {
             return Err(SinkError(format!(
                 "entry {}: tar readers disagree about it ({}); validate reports it as layer-ambiguous",
                 e.display_path(),
@@ -240,6 +242,10 @@ impl<W: Write> Rewriter<W> {
             return Ok(Admit::Dropped);
         }
         let mut link = e.link.clone().unwrap_or_default();
+        if e.kind == Kind::Symlink && link.is_empty() {
+            self.drop_path(e, "a symbolic link with an empty target, which no Linux consumer can create");
+            return Ok(Admit::Dropped);
+        }
         if e.kind == Kind::Hardlink {
             let Ok(target) = Normal::parse(&link) else {
                 self.drop_path(e, &format!("hardlink target {} climbs above the root", escape(&link)));
@@ -313,7 +319,15 @@ impl<W: Write> Sink for Rewriter<W> {
     fn entry(&mut self, e: &Entry, data: &mut dyn Read) -> Result<(), SinkError> {
         if e.kind == Kind::Global {
             // Readers disagree on whether global headers apply; the entries
-            // already carry everything they need.
+            // already carry everything they need. One that sets more than
+            // owners changes the entries for some readers: no one output
+            // says what they all read.
+            if let Some(p) = e.unappliable() {
+                return Err(SinkError(format!(
+                    "a PAX global header: tar readers disagree about the entries after it ({}); validate reports it as layer-ambiguous",
+                    p.detail
+                )));
+            }
             self.changes.global_headers_dropped += 1;
             return Ok(());
         }

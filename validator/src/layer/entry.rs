@@ -50,8 +50,21 @@ pub enum Fault {
     /// agree on the PAX value (PRODUCER-PAX-CONSISTENT).
     Mismatch,
     /// Major readers (GNU tar, bsdtar, Go's archive/tar) read the name,
-    /// link target, type, size or owner differently (PRODUCER-UNAMBIGUOUS).
+    /// link target, type or size differently, or lose step in the stream
+    /// (PRODUCER-UNAMBIGUOUS): no one reading can be applied.
     Ambiguous,
+    /// Major readers read the owner (IDs or names) differently
+    /// (PRODUCER-UNAMBIGUOUS): a single-ID consumer, which gives every
+    /// entry the invoking user, and flatten, which gives every entry 0:0,
+    /// can still apply the entry.
+    AmbiguousOwner,
+}
+
+impl Fault {
+    /// Readers disagree about the entry in some way.
+    pub fn is_ambiguous(self) -> bool {
+        matches!(self, Fault::Ambiguous | Fault::AmbiguousOwner)
+    }
 }
 
 /// One fault of an entry, with the field it concerns.
@@ -112,9 +125,10 @@ impl Entry {
         self.xattrs.iter().any(|(n, _)| n == name)
     }
 
-    /// Readers disagree about this entry.
-    pub fn is_ambiguous(&self) -> bool {
-        self.problems.iter().any(|p| p.fault == Fault::Ambiguous)
+    /// Readers disagree about this entry in a way no consumer can apply
+    /// (anything but its owner).
+    pub fn unappliable(&self) -> Option<&Problem> {
+        self.problems.iter().find(|p| p.fault == Fault::Ambiguous)
     }
 }
 

@@ -96,7 +96,15 @@ pub struct Scanned {
     pub missing_end_marker: bool,
     /// Non-zero bytes after the end-of-archive marker.
     pub trailing_data: bool,
+    /// The longest file name or comment in a gzip member header, in bytes
+    /// (see [`GO_GZIP_STRING`]).
+    pub gzip_header_string: u64,
 }
+
+/// Go's compress/gzip (umoci, skopeo, containerd) refuses a member header
+/// whose file name or comment runs to this many bytes or more; gzip(1) and
+/// flate2 read it.
+pub const GO_GZIP_STRING: u64 = 512;
 
 /// The stream could not be read to its end.
 #[derive(Debug)]
@@ -155,6 +163,13 @@ impl Read for Guarded {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.decoder.read(buf)?;
         self.out += n as u64;
+        if let Decoder::Gzip(d) = &self.decoder {
+            // Each member's header, as the decoder reaches it.
+            if let Some(h) = d.header() {
+                let longest = h.filename().map_or(0, <[u8]>::len).max(h.comment().map_or(0, <[u8]>::len));
+                self.meter.gzip_header_string.fetch_max(longest as u64, Ordering::Relaxed);
+            }
+        }
         // Holes of sparse files count as output too: readers write them.
         let out = self.out.saturating_add(self.meter.holes.load(Ordering::Relaxed));
         if let Err(e) = self.limits.check_expansion(self.meter.compressed.load(Ordering::Relaxed), out) {
@@ -384,6 +399,7 @@ fn consume<R: Read>(
             entries,
             missing_end_marker,
             trailing_data,
+            gzip_header_string: meter.gzip_header_string.load(Ordering::Relaxed),
         })
     });
     (blob, result)

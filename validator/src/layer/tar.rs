@@ -32,6 +32,8 @@ const BLOCK: usize = 512;
 pub struct Meter {
     pub compressed: AtomicU64,
     pub holes: AtomicU64,
+    /// The longest name or comment of a gzip member header seen.
+    pub gzip_header_string: AtomicU64,
 }
 
 /// Why the stream cannot be read further.
@@ -46,6 +48,12 @@ pub enum ReadError {
 impl std::fmt::Display for ReadError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            // flate2's own limit: name it, as it is not a fault of gzip's.
+            ReadError::Io(e) if e.to_string() == "gzip header field too long" => write!(
+                f,
+                "{e}: a gzip member header holds a name or comment over 65,535 bytes, more than single-id's gzip \
+                 decoder reads (gzip(1) reads it; Go's compress/gzip refuses any over 511 bytes)"
+            ),
             ReadError::Io(e) => e.fmt(f),
             ReadError::Format(m) => f.write_str(m),
             ReadError::Limit(e) => e.fmt(f),
@@ -233,13 +241,16 @@ impl<R: Read> TarReader<R> {
                 .collect();
             set.dedup();
             if !set.is_empty() {
-                entry.problems.push(ambiguous(
-                    "global",
-                    &format!(
-                        "a PAX global header sets {}: GNU tar applies it to later entries, Go and bsdtar do not",
-                        set.join(", ")
-                    ),
-                ));
+                let detail = format!(
+                    "a PAX global header sets {}: GNU tar applies it to later entries, Go and bsdtar do not",
+                    set.join(", ")
+                );
+                let owners_only = set.iter().all(|k| OWNER_KEYS.contains(&k.as_str()));
+                entry.problems.push(if owners_only {
+                    ambiguous_owner("global", &detail)
+                } else {
+                    ambiguous("global", &detail)
+                });
             }
         }
         entry.over_limit = unused.over_limit;
@@ -289,12 +300,21 @@ impl<R: Read> TarReader<R> {
                 Kind::Other(other)
             }
         };
-        if typeflag == b'0' && named_dir {
+        if matches!(typeflag, b'0' | b'7' | b'S') && named_dir {
             e.problems.push(ambiguous(
                 "typeflag",
-                "a regular file whose name ends in `/`: readers disagree whether it is a directory",
+                "a regular, contiguous or sparse file whose name ends in `/`: readers disagree whether it is a directory",
             ));
         }
+        // IDs past 32 bits: GNU tar ignores such a PAX record (and refuses
+        // such a header field), Go and bsdtar take the value.
+        if e.uid > u64::from(u32::MAX) || e.gid > u64::from(u32::MAX) {
+            e.problems.push(ambiguous_owner(
+                "uid",
+                &format!("{}:{} does not fit 32 bits: GNU tar ignores it, Go and bsdtar take it", e.uid, e.gid),
+            ));
+        }
+        prefix_readings(block, &mut e);
         if !matches!(e.kind, Kind::Hardlink | Kind::Symlink) {
             e.link = None;
         } else if e.link.is_none() {
@@ -348,6 +368,9 @@ impl<R: Read> TarReader<R> {
     ) -> u64 {
         let mut size = header_size;
         let mut seen: Vec<&[u8]> = Vec::new();
+        // `hdrcharset=BINARY` says the values are raw bytes; bsdtar then
+        // takes them as GNU tar and Go do (GNU tar and Python write it).
+        let binary = records.iter().any(|(k, v)| k == b"hdrcharset" && v == b"BINARY");
         for (key, value) in records {
             if key.contains(&0) {
                 e.problems.push(ambiguous(
@@ -375,11 +398,16 @@ impl<R: Read> TarReader<R> {
                 continue;
             }
             let nul_in = |what: &str, e: &mut Entry| {
+                let owner = what == "uname" || what == "gname";
                 if value.contains(&0) {
-                    e.problems.push(ambiguous(
-                        "pax",
-                        &format!("PAX {what} holds a NUL byte: GNU tar and bsdtar cut it there, Go rejects the header"),
-                    ));
+                    let detail =
+                        format!("PAX {what} holds a NUL byte: GNU tar and bsdtar cut it there, Go rejects the header");
+                    e.problems.push(if owner { ambiguous_owner("pax", &detail) } else { ambiguous("pax", &detail) });
+                } else if !binary && std::str::from_utf8(value).is_err() {
+                    // PAX values are UTF-8 unless the header says otherwise;
+                    // bsdtar 3.6 then exits 1 and drops a link target.
+                    let detail = format!("PAX {what} is not UTF-8: bsdtar does not take it as GNU tar and Go do");
+                    e.problems.push(if owner { ambiguous_owner("pax", &detail) } else { ambiguous("pax", &detail) });
                 }
             };
             match key.as_slice() {
@@ -610,6 +638,12 @@ impl<R: Read> TarReader<R> {
                 None => return Ok(None),
             }
         } else if let Some(text) = &records.map {
+            if records.major.is_some() || records.minor.is_some() {
+                e.problems.push(ambiguous(
+                    "GNU.sparse",
+                    "a PAX 0.1 sparse map with GNU.sparse.major or minor: bsdtar calls the format unrecognized",
+                ));
+            }
             let numbers: Option<Vec<u64>> =
                 if text.is_empty() { Some(Vec::new()) } else { text.split(|b| *b == b',').map(decimal).collect() };
             let Some(numbers) = numbers.filter(|n| n.len() % 2 == 0) else {
@@ -899,8 +933,15 @@ impl SparseRecords {
 /// for readers that apply global headers.
 const GLOBAL_ENTRY_KEYS: [&str; 8] = ["uid", "gid", "uname", "gname", "path", "linkpath", "size", "mtime"];
 
+/// PAX keys that carry only the owner.
+const OWNER_KEYS: [&str; 4] = ["uid", "gid", "uname", "gname"];
+
 fn ambiguous(field: &'static str, detail: &str) -> Problem {
     Problem { field, detail: detail.to_string(), fault: Fault::Ambiguous }
+}
+
+fn ambiguous_owner(field: &'static str, detail: &str) -> Problem {
+    Problem { field, detail: detail.to_string(), fault: Fault::AmbiguousOwner }
 }
 
 fn unreadable(field: &'static str, detail: &str) -> Problem {
@@ -966,6 +1007,28 @@ fn base_entry(h: &[u8; BLOCK]) -> Entry {
         header_names: None,
         over_limit: None,
         malformed: None,
+    }
+}
+
+/// Where Go's archive/tar finds another name prefix than GNU tar and
+/// bsdtar do: in a GNU header whose access and change times do not read as
+/// numbers (Go takes that area for a ustar prefix, as a buggy old Go writer
+/// put one there), and in a ustar header with star's `tar` trailer (Go
+/// takes a 131-byte prefix where the others take 155 bytes).
+fn prefix_readings(h: &[u8; BLOCK], e: &mut Entry) {
+    let magic = &h[257..265];
+    let used = |r: std::ops::Range<usize>| h[r].iter().any(|b| *b != 0);
+    if magic == b"ustar  \0" && used(345..500) && (number(&h[345..357]).is_err() || number(&h[357..369]).is_err()) {
+        e.problems.push(ambiguous(
+            "name",
+            "a GNU header whose time fields hold text: Go takes it for a name prefix, GNU tar and bsdtar do not",
+        ));
+    }
+    if &magic[..6] == b"ustar\0" && &h[508..512] == b"tar\0" && used(476..500) {
+        e.problems.push(ambiguous(
+            "name",
+            "a ustar prefix past byte 131 with star's trailer: Go cuts the prefix there, GNU tar and bsdtar do not",
+        ));
     }
 }
 

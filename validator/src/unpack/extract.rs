@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::fs::{self, DirFd, DirInfo, Dirs, Kind as OnDisk, Root, Step, Unresolved, flag};
 use crate::layer::path::{Normal, escape};
-use crate::layer::{Entry, Fault, Kind, Sink, SinkError};
+use crate::layer::{Entry, Kind, Sink, SinkError};
 use crate::stats::Tally;
 
 use crate::spec::whiteout::{self, Name};
@@ -131,6 +131,10 @@ impl<'r> Extractor<'r> {
         // No system call takes a name with a NUL byte in it.
         if path.0.contains(&0) || e.link.as_deref().is_some_and(|l| l.contains(&0)) {
             return because("a NUL byte in the name or link target");
+        }
+        // Nor a component longer than NAME_MAX.
+        if path.components().any(|c| c.len() > 255) {
+            return because("a name component longer than 255 bytes, which Linux cannot create");
         }
         if path.is_root() {
             if e.kind != Kind::Dir {
@@ -411,8 +415,10 @@ impl Sink for Extractor<'_> {
         // An entry of unknown type is the exception: readers disagree on
         // what it is, but a consumer creates nothing for it whatever it is
         // (CONSUMER-UNKNOWN-TYPES), and its data is skipped by all alike.
+        // A disagreement about the owner does not matter either: the entry
+        // becomes the invoking user's whatever it records.
         let unknown = matches!(e.kind, Kind::Other(_));
-        if let Some(p) = e.problems.iter().find(|p| p.fault == Fault::Ambiguous && !unknown) {
+        if let Some(p) = e.unappliable().filter(|_| !unknown) {
             return Err(SinkError(format!(
                 "tar readers disagree about {} ({}); validate reports it as layer-ambiguous",
                 e.display_path(),

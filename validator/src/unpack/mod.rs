@@ -191,6 +191,13 @@ fn apply(
         if scanned.diff_id != diff_ids[i] {
             return Err(format!("{at}: decompresses to {}, but the config says {}", scanned.diff_id, diff_ids[i]));
         }
+        if scanned.gzip_header_string >= layer::GO_GZIP_STRING {
+            // As validate reports it: Go's readers cannot read this layer.
+            return Err(format!(
+                "{at}: a gzip member header holds a name or comment of {} bytes, which Go's compress/gzip refuses; validate reports it as layer-ambiguous",
+                scanned.gzip_header_string
+            ));
+        }
         x.next_layer();
     }
     x.finish().map_err(|e| format!("{}: cannot set the modes of directories: {e}", dest.display()))?;

@@ -144,7 +144,7 @@ pub fn cases() -> Vec<Case> {
         ),
         case(
             "sparse-pax-0-1-versioned",
-            "A well-formed PAX 0.1 sparse entry (1 MiB, 4 KiB stored) that also carries `GNU.sparse.major=0` and `GNU.sparse.minor=1`: GNU tar and Go expand it; bsdtar expands it the same but reports an unrecognized sparse format and exits 1. Validate does not report it (a gap, reported).",
+            "A well-formed PAX 0.1 sparse entry (1 MiB, 4 KiB stored) that also carries `GNU.sparse.major=0` and `GNU.sparse.minor=1`: GNU tar and Go expand it; bsdtar expands it the same but reports an unrecognized sparse format and exits 1, so validate calls it ambiguous and unpack and flatten refuse it.",
             |at| {
                 let records: [(&[u8], &[u8]); 6] = [
                     (b"GNU.sparse.major", b"0"),
@@ -157,10 +157,10 @@ pub fn cases() -> Vec<Case> {
                 one(at, layer(pax_sparse(&records, b"GNUSparseFile.0/sparse", &stored())))
             },
             json!({
-                "validate": {"exit": 0, "rules": ["layer-sparse"]},
+                "validate": {"exit": 1, "rules": ["layer-ambiguous", "layer-sparse"]},
                 "inspect": inspect(0),
-                "unpack": {"exit": 0, "present": [super::f("after", "after")]},
-                "flatten": super::flatten_clean(),
+                "unpack": super::unpack_fails("GNU.sparse.major or minor"),
+                "flatten": super::flatten_fails("GNU.sparse.major or minor"),
             }),
         ),
         case(
