@@ -12,8 +12,9 @@ use std::hash::{BuildHasher, RandomState};
 use std::io::Read;
 
 use super::{
-    LAYER_AMBIGUOUS, LAYER_DUPLICATE, LAYER_HARDLINK, LAYER_HEADER_FIELD, LAYER_ID_RANGE, LAYER_PATH_ABSOLUTE,
-    LAYER_PATH_ESCAPE, LAYER_PAX_MISMATCH, LAYER_SPARSE, LAYER_WHITEOUT, LAYER_WHITEOUT_CONTENT, LIMIT_EXCEEDED,
+    LAYER_AMBIGUOUS, LAYER_DUPLICATE, LAYER_HARDLINK, LAYER_HEADER_FIELD, LAYER_ID_RANGE, LAYER_PARENT,
+    LAYER_PATH_ABSOLUTE, LAYER_PATH_ESCAPE, LAYER_PAX_MISMATCH, LAYER_SPARSE, LAYER_SYMLINK_EMPTY, LAYER_WHITEOUT,
+    LAYER_WHITEOUT_CONTENT, LIMIT_EXCEEDED,
 };
 use crate::layer::path::{Normal, escape};
 use crate::layer::{Entry, Fault, Kind, Sink, SinkError};
@@ -80,12 +81,31 @@ pub struct LayerRules<'a> {
     at: Location,
     groups: Groups,
     index: LinkIndex,
+    /// Symbolic links the layer made so far (path hash → target), to find
+    /// later entries whose parent cannot resolve; at most
+    /// [`SYMLINK_BUDGET`] bytes of targets are kept.
+    symlinks: HashMap<u64, Vec<u8>>,
+    symlink_bytes: usize,
 }
+
+/// Bytes of symbolic-link targets a layer's check keeps (links past it are
+/// not followed, which can only hide a loop, never invent one).
+const SYMLINK_BUDGET: usize = 16 << 20;
+
+/// Links followed in one resolution, as Linux does.
+const MAX_LINKS: usize = 40;
 
 impl<'a> LayerRules<'a> {
     /// `keys` must be shared by every layer of an image so hashes compare.
     pub fn new(keys: &'a RandomState, at: Location, max_examples: usize) -> Self {
-        LayerRules { keys, at, groups: Groups::new(max_examples), index: LinkIndex::default() }
+        LayerRules {
+            keys,
+            at,
+            groups: Groups::new(max_examples),
+            index: LinkIndex::default(),
+            symlinks: HashMap::new(),
+            symlink_bytes: 0,
+        }
     }
 
     pub fn finish(self) -> (Groups, LinkIndex) {
@@ -139,6 +159,48 @@ impl<'a> LayerRules<'a> {
         self.index.deferred.push(Deferred { target: self.key(&target.0), parent, names });
     }
 
+    /// CONSUMER-SYMLINK-PARENT: does a symbolic link this layer made, met
+    /// among the parents of `path`, loop or have an empty target? Resolved
+    /// as a consumer would, inside the root; links of lower layers are not
+    /// known here and count as directories, so nothing is invented.
+    fn unresolvable_parent(&self, path: &Normal) -> Option<&'static str> {
+        // Most entries have no link among their parents: look for one
+        // without allocating before resolving.
+        if self.symlinks.is_empty() || !path.ancestors().any(|a| self.symlinks.contains_key(&self.key(a))) {
+            return None;
+        }
+        let parent = path.parent();
+        let mut todo: Vec<Vec<u8>> = parent.components().map(<[u8]>::to_vec).collect();
+        todo.reverse();
+        let mut at: Vec<Vec<u8>> = Vec::new();
+        let mut links = 0;
+        while let Some(c) = todo.pop() {
+            match c.as_slice() {
+                b"" | b"." => continue,
+                b".." => {
+                    at.pop();
+                    continue;
+                }
+                _ => {}
+            }
+            at.push(c);
+            let Some(target) = self.symlinks.get(&self.key(&at.join(&b'/'))) else { continue };
+            if target.is_empty() {
+                return Some("a symbolic link with an empty target");
+            }
+            links += 1;
+            if links > MAX_LINKS {
+                return Some("symbolic links that loop, or more than 40 of them");
+            }
+            at.pop();
+            if target.starts_with(b"/") {
+                at.clear();
+            }
+            todo.extend(target.split(|b| *b == b'/').rev().map(<[u8]>::to_vec));
+        }
+        None
+    }
+
     fn hardlink(&mut self, e: &Entry, path: &Normal) {
         let Some(raw) = &e.link else { return };
         let target = match Normal::parse(raw) {
@@ -152,6 +214,11 @@ impl<'a> LayerRules<'a> {
         let detail = || Some(format!("target {}", target.display()));
         if &target == path {
             self.add(&LAYER_HARDLINK, "hardlink names itself as its target", e, detail());
+            return;
+        }
+        if target.ancestors().any(|a| a == path.0.as_slice()) {
+            // Applying the link first removes the directory its target is in.
+            self.add(&LAYER_HARDLINK, "hardlink replaces the directory that holds its target", e, detail());
             return;
         }
         match self.index.created(self.key(&target.0)) {
@@ -169,6 +236,7 @@ impl Sink for LayerRules<'_> {
                 Fault::Mismatch => (&LAYER_PAX_MISMATCH, "a PAX record disagrees with the header"),
                 Fault::Unreadable => (&LAYER_HEADER_FIELD, "unreadable header field"),
                 Fault::Ambiguous => (&LAYER_AMBIGUOUS, "tar readers disagree about the entry"),
+                Fault::AmbiguousOwner => (&LAYER_AMBIGUOUS, "tar readers disagree about the entry's owner"),
             };
             self.add(rule, format!("{what}: {}", p.field), e, Some(p.detail.clone()));
         }
@@ -206,6 +274,22 @@ impl Sink for LayerRules<'_> {
         }
         if whiteout::under_whiteout(&path) {
             self.add(&LAYER_WHITEOUT, "a `.wh.` name used as a directory", e, None);
+        }
+        if let Some(why) = self.unresolvable_parent(&path) {
+            self.add(&LAYER_PARENT, "a parent is a symbolic link that cannot be resolved", e, Some(why.to_string()));
+        }
+        if e.kind == Kind::Symlink {
+            let target = e.link.as_deref().unwrap_or_default();
+            if target.is_empty() {
+                self.add(&LAYER_SYMLINK_EMPTY, "symbolic link with an empty target", e, None);
+            }
+            if self.symlink_bytes + target.len() <= SYMLINK_BUDGET {
+                self.symlink_bytes += target.len();
+                self.symlinks.insert(self.key(&path.0), target.to_vec());
+            }
+        } else if !self.symlinks.is_empty() {
+            // Something else at that path now.
+            self.symlinks.remove(&self.key(&path.0));
         }
         let key = self.key(&path.0);
         if self.index.created(key).is_some() || !self.index.created.insert(tagged(key, e.kind == Kind::Dir)) {

@@ -125,6 +125,10 @@ rules! {
         "A PAX `size`, `uid`, `gid`, `mtime`, `uname` or `gname` record agrees with the header field it overrides (or the field is zero or empty).";
     LAYER_AMBIGUOUS = "layer-ambiguous", Error, "PRODUCER-UNAMBIGUOUS",
         "GNU tar, bsdtar and Go's archive/tar read every entry's name, link target, type, size and owner alike (no GNU long name against a PAX path, no NUL in PAX names, no global header setting entry fields, no unknown typeflag, no data on a link or directory).";
+    LAYER_PARENT = "layer-parent-unresolvable", Warning, "CONSUMER-SYMLINK-PARENT",
+        "No entry lies under a symbolic link of its layer that loops or has an empty target: consumers reject such an entry.";
+    LAYER_SYMLINK_EMPTY = "layer-symlink-empty", Warning, "CONSUMER-SYMLINK",
+        "No symbolic link has an empty target, which no Linux consumer can create.";
     LAYER_SPARSE = "layer-sparse", Warning, "OCI-LAYER-SPARSE",
         "The layer holds no sparse files, which layer.md advises against because tar implementations support them unevenly.";
     LAYER_ID_RANGE = "layer-id-range", Warning, "PRODUCER-ID-RANGE",
