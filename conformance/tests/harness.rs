@@ -652,6 +652,7 @@ const DEFECTS: &[&str] = &[
     "drops-large-ids",
     "empties-readonly-files",
     "truncates-sparse",
+    "unknown-as-files",
     "applies-excluded-xattrs",
     "applies-acls",
     "drops-user-xattrs",

@@ -50,7 +50,8 @@ def layers(layout, ref):
         try:
             with tarfile.open(fileobj=io.BytesIO(raw), mode="r:*") as t:
                 for m in t:
-                    data = t.extractfile(m).read() if m.isfile() else b""
+                    known = m.type in tarfile.SUPPORTED_TYPES
+                    data = t.extractfile(m).read() if m.isfile() or not known else b""
                     entries.append((m, data))
         except (tarfile.TarError, EOFError, OSError, Exception):
             pass
@@ -268,6 +269,12 @@ def main():
             if m.issparse() and p and os.path.isfile(p):
                 sparse_data = sum(n for _, n in (m.sparse or []))
                 os.truncate(p, sparse_data)
+    elif name == "unknown-as-files":
+        # What GNU tar and Python's tarfile do with a typeflag they do not know.
+        for m, data in es:
+            p = inside(dest, m.name)
+            if m.type not in tarfile.SUPPORTED_TYPES and p and os.path.isdir(os.path.dirname(p)):
+                writable(p, lambda: open(p, "wb").write(data))
     elif name in ("applies-excluded-xattrs", "applies-acls", "drops-user-xattrs", "applies-capability"):
         for m, _ in es:
             p = inside(dest, m.name)
