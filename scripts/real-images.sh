@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds, with real tools, one OCI image layout per row of the spec's
-# "Typical images" table, for validator/tests/recommend.rs:
+# "Typical images" table, for validator/tests/it/recommend.rs:
 #
 #   OUTDIR/base          debootstrap --variant=minbase bookworm, packed by umoci
 #   OUTDIR/base-apt      base + apt-get update, clean and the usual removal of

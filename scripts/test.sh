@@ -56,7 +56,8 @@ export SINGLE_ID_SARIF_SCHEMA=$PWD/$sarif_schema
 # again with that resolution forced by SINGLE_ID_RESOLVE=portable. The last
 # line totals every test binary's "test result" line, so that a reader (or
 # CI) sees one count for the whole run.
-unpack_tests=(--test unpack --test unpack_tree --test adversarial --test limits --test properties --test regressions)
+# (Filters of the one integration-test binary, validator/tests/it/.)
+unpack_tests=(--test it -- unpack:: unpack_tree:: adversarial:: limits:: properties:: regressions::)
 set -o pipefail
 {
   status=0

@@ -67,7 +67,7 @@ fn expectations() -> BTreeMap<String, (Value, Expectation)> {
 /// The schema helper the validator's tests use: every schema under
 /// `schema/`, compiled offline with the others registered.
 #[allow(dead_code)]
-#[path = "../../validator/tests/support/schema.rs"]
+#[path = "../../validator/tests/it/support/schema.rs"]
 mod schema;
 
 fn schema_validator(name: &str) -> jsonschema::Validator {

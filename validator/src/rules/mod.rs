@@ -178,7 +178,7 @@ pub fn by_id(id: &str) -> Option<&'static Rule> {
 pub fn markdown() -> String {
     let mut out = String::from(
         "# Validator rules\n\n\
-         Generated from `validator/src/rules/mod.rs` (`SINGLE_ID_BLESS=1 cargo test --test spec` rewrites it).\n\
+         Generated from `validator/src/rules/mod.rs` (`SINGLE_ID_BLESS=1 cargo test -p single-id --test it spec::` rewrites it).\n\
          Each rule enforces the requirement of `spec/single-id-images.md` named in the Clause column.\n\
          Rule identifiers are stable: they are never renamed or reused.\n\n\
          | Rule | Severity | Clause | Checks that |\n|---|---|---|---|\n",

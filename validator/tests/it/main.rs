@@ -1,0 +1,25 @@
+//! The validator's integration tests, one module per area, in one test
+//! binary so that `support/` is compiled once rather than once per file.
+//!
+//! Run one area with a filter: `cargo test -p single-id --test it adversarial::`.
+
+mod support;
+
+mod adversarial;
+mod differential;
+mod flatten;
+mod inspect;
+mod json_readers;
+mod layers;
+mod limits;
+mod memory;
+mod properties;
+mod real_tools;
+mod recommend;
+mod regressions;
+mod schemas;
+mod signals;
+mod spec;
+mod unpack;
+mod unpack_tree;
+mod validate;
