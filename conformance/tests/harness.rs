@@ -23,11 +23,21 @@ fn manifest_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The single-id binary: $SINGLE_ID_BIN, else the one cargo built beside
+/// this test (same target directory and profile; `cargo test --workspace`
+/// builds it, as does `cargo build -p single-id`).
 fn single_id_bin() -> PathBuf {
-    let p = manifest_dir().join("../target/debug/single-id");
+    let p = match std::env::var_os("SINGLE_ID_BIN") {
+        Some(p) => PathBuf::from(p),
+        None => {
+            let exe = std::env::current_exe().unwrap();
+            // target/<profile>/deps/harness-<hash> -> target/<profile>/single-id
+            exe.parent().and_then(Path::parent).unwrap().join("single-id")
+        }
+    };
     assert!(
         p.is_file(),
-        "{} is missing: build it with `cargo build -p single-id` before running these tests",
+        "{} is missing: set SINGLE_ID_BIN, or build it with `cargo build -p single-id` (same profile) first",
         p.display()
     );
     p.canonicalize().unwrap()

@@ -233,9 +233,8 @@ pub fn launch(l: &Launch) -> RunRecord {
 }
 
 fn kill_group(pgid: i32) {
-    // SAFETY: kill has no memory effects; a group that no longer exists
-    // gives ESRCH, which is fine.
-    unsafe {
-        libc::kill(-pgid, libc::SIGKILL);
+    // A group that no longer exists gives ESRCH, which is fine.
+    if let Some(pid) = rustix::process::Pid::from_raw(pgid) {
+        let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
     }
 }

@@ -168,8 +168,7 @@ fn load_one(dir: &Path) -> Result<Fixture, Vec<String>> {
 
 /// The user adapters run as, and whether the harness drops to it.
 fn adapter_user(o: &Options) -> Result<(User, bool), Error> {
-    // SAFETY: these calls have no preconditions and cannot fail.
-    let (euid, egid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    let (euid, egid) = (rustix::process::geteuid().as_raw(), rustix::process::getegid().as_raw());
     if euid == 0 {
         return Ok((User { uid: o.uid.unwrap_or(DEFAULT_ID), gid: o.gid.unwrap_or(DEFAULT_ID) }, true));
     }

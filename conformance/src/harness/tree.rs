@@ -124,8 +124,7 @@ pub fn snapshot(root: &Path, exclude: &[PathBuf]) -> io::Result<Tree> {
 }
 
 pub fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() == 0 }
+    rustix::process::geteuid().is_root()
 }
 
 fn visit(abs: &Path, rel: &Path, exclude: &[PathBuf], privileged: bool, tree: &mut Tree) -> io::Result<()> {
@@ -197,8 +196,7 @@ fn visit(abs: &Path, rel: &Path, exclude: &[PathBuf], privileged: bool, tree: &m
 /// Adds `bits` to the owner bits when the harness is the unprivileged owner
 /// and lacks them; returns whether it did.
 fn raise(abs: &Path, mode: u32, bits: u32, privileged: bool, owner: u32) -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    if privileged || mode & bits == bits || owner != unsafe { libc::geteuid() } {
+    if privileged || mode & bits == bits || owner != rustix::process::geteuid().as_raw() {
         return false;
     }
     fs::set_permissions(abs, fs::Permissions::from_mode(mode | bits)).is_ok()
