@@ -128,13 +128,7 @@ fn c_unquote(s: &[u8]) -> Option<(Vec<u8>, &[u8])> {
                 let c = *s.get(i + 1)?;
                 i += 2;
                 match c {
-                    b'a' => out.push(7),
-                    b'b' => out.push(8),
-                    b'f' => out.push(12),
-                    b'n' => out.push(b'\n'),
-                    b'r' => out.push(b'\r'),
-                    b't' => out.push(b'\t'),
-                    b'v' => out.push(11),
+                    c if letter_escape(c).is_some() => out.extend(letter_escape(c)),
                     b'0'..=b'7' => {
                         let mut n = u32::from(c - b'0');
                         let mut digits = 1;
@@ -157,6 +151,21 @@ fn c_unquote(s: &[u8]) -> Option<(Vec<u8>, &[u8])> {
     None
 }
 
+/// The byte a C letter escape (`\\n`, `\\t`, ...) stands for; both
+/// listers write them.
+fn letter_escape(c: u8) -> Option<u8> {
+    Some(match c {
+        b'a' => 7,
+        b'b' => 8,
+        b'f' => 12,
+        b'n' => b'\n',
+        b'r' => b'\r',
+        b't' => b'\t',
+        b'v' => 11,
+        _ => return None,
+    })
+}
+
 /// Undoes bsdtar's escapes (`\\`, C escapes, `\ooo`).
 fn bsd_unescape(s: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
@@ -166,13 +175,7 @@ fn bsd_unescape(s: &[u8]) -> Vec<u8> {
             let c = s[i + 1];
             i += 2;
             match c {
-                b'a' => out.push(7),
-                b'b' => out.push(8),
-                b'f' => out.push(12),
-                b'n' => out.push(b'\n'),
-                b'r' => out.push(b'\r'),
-                b't' => out.push(b'\t'),
-                b'v' => out.push(11),
+                c if letter_escape(c).is_some() => out.extend(letter_escape(c)),
                 b'0'..=b'7' if s.len() >= i + 2 && s[i..i + 2].iter().all(|d| (b'0'..=b'7').contains(d)) => {
                     out.push(
                         ((u32::from(c - b'0') << 6) | (u32::from(s[i] - b'0') << 3) | u32::from(s[i + 1] - b'0')) as u8,
