@@ -23,7 +23,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use single_id::flatten::{self, Codec as Out};
-use single_id::rules::Severity;
+use single_id::diagnostic::Severity;
 use single_id_fuzz::{
     Codec, ImageSpec, Layer, dump_layers, fix_checksums, reference, rules_at, scratch, sha256, validate_options,
     value_of, write_image,
@@ -63,7 +63,7 @@ fuzz_target!(|data: &[u8]| {
     let dir = scratch();
     let input = dir.path().join("in");
     write_image(&input, &spec);
-    let options = flatten::Options { compression, confirm_flatten: true, max_examples: 5, limits: Default::default() };
+    let options = flatten::Options { compression, confirm_flatten: true, max_examples: 5, limits: Default::default(), progress: Default::default() };
     let flatten_to = |name: &str| {
         let out = dir.path().join(name);
         let arg = out.to_str().expect("a UTF-8 scratch path").to_string();

@@ -14,10 +14,10 @@ use std::sync::Arc;
 use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest};
 
 use crate::annotation::{Declarations, KEYS};
+use crate::diagnostic::{Findings, Location};
 use crate::error::Error;
 use crate::json;
 use crate::layout::{Layout, blob_path};
-use crate::report::{Findings, Location};
 use crate::rules::{DESCRIPTOR_SKIPPED, INDEX_NESTING, annotation, blob, document, layout as layout_rules};
 use crate::spec::media_type::{self, Document};
 
@@ -205,7 +205,7 @@ pub fn walk(layout: &Layout, selected: Option<&str>, f: &mut Findings) -> Result
             } else {
                 format!("it names: {}", refs.join(", "))
             };
-            return Err(Error::new(format!(
+            return Err(Error::usage(format!(
                 "{}: no image named `{s}` in index.json; {known}",
                 layout.root().display()
             )));

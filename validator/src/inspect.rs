@@ -7,10 +7,10 @@ use std::hash::RandomState;
 use serde::Serialize;
 
 use crate::annotation::{Declarations, Value};
+use crate::diagnostic::{Finding, Findings, Location};
 use crate::error::Error;
 use crate::image;
 use crate::reference::Reference;
-use crate::report::{Finding, Findings, Location};
 use crate::rules;
 use crate::rules::producer::{Assessment, LayerFacts};
 use crate::scan;
@@ -91,7 +91,7 @@ pub fn inspect(reference: &Reference, target: String, options: &Options) -> Resu
     let mut f = Findings::default();
     let walk = image::walk(&layout, reference.ref_name.as_deref(), &mut f)?;
     let jobs = scan::layer_jobs(&walk.images);
-    let scans = scan::run(&layout, &jobs, &RandomState::new(), options.max_examples);
+    let scans = scan::run(&layout, &jobs, &RandomState::new(), options.max_examples, &options.progress);
     let mut images = Vec::new();
     let mut notes = Findings::default();
     for img in &walk.images {
@@ -166,6 +166,6 @@ pub fn inspect(reference: &Reference, target: String, options: &Options) -> Resu
             findings.extend(s.findings.iter().filter(|x| unread.contains(&x.rule)).cloned());
         }
     }
-    findings.retain(|x| x.severity == rules::Severity::Error);
+    findings.retain(|x| x.severity == crate::diagnostic::Severity::Error);
     Ok(InspectReport { report_version: 1, target, images, findings })
 }

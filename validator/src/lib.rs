@@ -6,6 +6,7 @@
 //! → [`report`] → [`render`].
 
 pub mod annotation;
+pub mod diagnostic;
 pub mod digest;
 pub mod error;
 pub mod flatten;
@@ -17,6 +18,7 @@ pub mod layer;
 pub mod layout;
 pub mod limits;
 pub mod policy;
+pub mod progress;
 pub mod reference;
 pub mod render;
 pub mod report;

@@ -6,38 +6,39 @@
 use std::fmt;
 
 /// Limits shared by every command that reads an image.
-#[derive(Clone, Debug, PartialEq, Eq, clap::Args)]
-#[command(next_help_heading = "Limits")]
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
+#[cfg_attr(feature = "cli", command(next_help_heading = "Limits"))]
 pub struct Limits {
     /// Largest JSON document (index, manifest, config, oci-layout) read into memory, in bytes.
-    #[arg(long, value_name = "BYTES", default_value_t = 4 << 20)]
+    #[cfg_attr(feature = "cli", arg(long, value_name = "BYTES", default_value_t = 4 << 20))]
     pub max_json_bytes: u64,
     /// Largest uncompressed size of one layer, in bytes.
-    #[arg(long, value_name = "BYTES", default_value_t = 1 << 40)]
+    #[cfg_attr(feature = "cli", arg(long, value_name = "BYTES", default_value_t = 1 << 40))]
     pub max_layer_bytes: u64,
     /// A layer that expands more than this many times its compressed size
     /// is treated as a decompression bomb...
-    #[arg(long, value_name = "N", default_value_t = 100)]
+    #[cfg_attr(feature = "cli", arg(long, value_name = "N", default_value_t = 100))]
     pub max_ratio: u64,
     /// ...once it has expanded past this many bytes.
-    #[arg(long, value_name = "BYTES", default_value_t = 8 << 20)]
+    #[cfg_attr(feature = "cli", arg(long, value_name = "BYTES", default_value_t = 8 << 20))]
     pub ratio_floor: u64,
     /// Most entries in one layer.
-    #[arg(long, value_name = "N", default_value_t = 10_000_000)]
+    #[cfg_attr(feature = "cli", arg(long, value_name = "N", default_value_t = 10_000_000))]
     pub max_entries: u64,
     /// Longest entry name or link target, in bytes.
-    #[arg(long, value_name = "BYTES", default_value_t = 4096)]
+    #[cfg_attr(feature = "cli", arg(long, value_name = "BYTES", default_value_t = 4096))]
     pub max_path_bytes: usize,
     /// Most components in an entry name; unpack also creates nothing deeper
     /// below DEST than this once symbolic links are resolved.
-    #[arg(long, value_name = "N", default_value_t = 256)]
+    #[cfg_attr(feature = "cli", arg(long, value_name = "N", default_value_t = 256))]
     pub max_path_depth: usize,
     /// Largest PAX extended header, GNU long name, PAX record value (an
     /// xattr) or sparse map read into memory, in bytes.
-    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
+    #[cfg_attr(feature = "cli", arg(long, value_name = "BYTES", default_value_t = 1 << 20))]
     pub max_pax_bytes: usize,
     /// Deepest nesting of image indexes.
-    #[arg(long, value_name = "N", default_value_t = 8)]
+    #[cfg_attr(feature = "cli", arg(long, value_name = "N", default_value_t = 8))]
     pub max_index_depth: usize,
 }
 

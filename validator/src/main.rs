@@ -4,10 +4,12 @@ use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use indicatif::{ProgressDrawTarget, ProgressStyle};
+use single_id::diagnostic::Severity;
 use single_id::limits::Limits;
+use single_id::progress::{Event, Progress};
 use single_id::reference::{Kind, Reference};
 use single_id::render::{self, Format};
-use single_id::rules::Severity;
 
 #[derive(Parser)]
 #[command(name = "single-id", version, about = "Check and handle OCI images for runtimes that have a single user ID")]
@@ -140,6 +142,42 @@ fn emit(text: &str) -> bool {
     !single_id::interrupt::requested() && std::io::stdout().write_all(text.as_bytes()).is_ok()
 }
 
+/// A bar of compressed layer bytes on stderr, drawn only when stderr is a
+/// terminal (indicatif hides it otherwise) and the layers are large enough
+/// to take a moment.
+fn progress_bar() -> Progress {
+    let bar = std::sync::OnceLock::<indicatif::ProgressBar>::new();
+    Progress::new(move |event| match event {
+        Event::Start { total, job } => {
+            let b = bar.get_or_init(|| {
+                if total < 32 << 20 {
+                    return indicatif::ProgressBar::hidden();
+                }
+                let b = indicatif::ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+                let template = format!(
+                    "{job} {{wide_bar}} {{binary_bytes}}/{{binary_total_bytes}} {{binary_bytes_per_sec}} eta {{eta}}"
+                );
+                if let Ok(style) = ProgressStyle::with_template(&template) {
+                    b.set_style(style);
+                }
+                b
+            });
+            let _ = b;
+        }
+        Event::Advance { bytes } => {
+            if let Some(b) = bar.get() {
+                b.inc(bytes);
+            }
+        }
+        Event::Finish => {
+            if let Some(b) = bar.get() {
+                b.finish_and_clear();
+            }
+        }
+        _ => {}
+    })
+}
+
 fn json(value: &impl serde::Serialize) -> String {
     let mut s = serde_json::to_string_pretty(value).expect("reports always serialise");
     s.push('\n');
@@ -173,7 +211,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Validate { image, ref_name, format, strict, max_examples, limits } => {
-            let options = single_id::validate::Options { max_examples, limits };
+            let options = single_id::validate::Options { max_examples, limits, progress: progress_bar() };
             let reference = match Reference::parse(&image, ref_name.as_deref()) {
                 Ok(r) => r,
                 Err(e) => return fail(2, "error", e),
@@ -200,7 +238,7 @@ fn run(cli: Cli) -> ExitCode {
             ExitCode::from(u8::from(report.worst().is_some_and(|w| w >= fail_at)))
         }
         Command::Inspect { image, ref_name, format, max_examples, limits } => {
-            let options = single_id::validate::Options { max_examples, limits };
+            let options = single_id::validate::Options { max_examples, limits, progress: progress_bar() };
             let report = Reference::parse(&image, ref_name.as_deref())
                 .and_then(|r| single_id::inspect::inspect(&r, image.clone(), &options));
             let report = match report {
@@ -219,7 +257,8 @@ fn run(cli: Cli) -> ExitCode {
         }
         Command::Unpack { image, dest, ref_name, confirm_flatten, keep_partial, max_examples, limits } => {
             use single_id::unpack::{self, Failure};
-            let options = unpack::Options { confirm_flatten, keep_partial, max_examples, limits };
+            let options =
+                unpack::Options { confirm_flatten, keep_partial, max_examples, limits, progress: progress_bar() };
             let reference = match Reference::parse(&image, ref_name.as_deref()) {
                 Ok(r) => r,
                 Err(e) => return fail(2, "error", e),
@@ -243,7 +282,8 @@ fn run(cli: Cli) -> ExitCode {
                 Ok(r) => r,
                 Err(e) => return fail(2, "error", e),
             };
-            let options = flatten::Options { compression, confirm_flatten, max_examples, limits };
+            let options =
+                flatten::Options { compression, confirm_flatten, max_examples, limits, progress: progress_bar() };
             let report = match flatten::flatten(&reference, image.clone(), &output, &options) {
                 Ok(r) => r,
                 Err(Failure::Usage(e)) => return fail(2, "error", e),

@@ -36,11 +36,11 @@ impl Reference {
             _ => split_ref(rest),
         };
         if path.is_empty() {
-            return Err(Error::new(format!("{arg}: no path given")));
+            return Err(Error::usage(format!("{arg}: no path given")));
         }
         let ref_name = match (suffix, ref_flag) {
             (Some(a), Some(b)) if a != b => {
-                return Err(Error::new(format!("{arg}: the reference names image `{a}` but --ref names `{b}`")));
+                return Err(Error::usage(format!("{arg}: the reference names image `{a}` but --ref names `{b}`")));
             }
             (a, b) => a.or(b).map(str::to_string),
         };

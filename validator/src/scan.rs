@@ -6,13 +6,13 @@ use std::hash::RandomState;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use oci_spec::image::Descriptor;
 
+use crate::diagnostic::{Finding, Findings, Location};
 use crate::image::Image;
 use crate::layer::{self, Compression};
 use crate::layout::{Layout, blob_path};
-use crate::report::{Finding, Findings, Location};
+use crate::progress::Progress;
 use crate::rules::layer::{LayerRules, LinkIndex};
 use crate::rules::{
     LAYER_AMBIGUOUS, LAYER_END_MARKER, LAYER_MEDIA_TYPE, LAYER_TRAILING_DATA, LAYER_UNREADABLE, LIMIT_EXCEEDED, blob,
@@ -55,8 +55,14 @@ pub fn layer_jobs(images: &[Image]) -> Vec<Job> {
 
 /// Runs every job on all cores. Results are keyed by digest; per-job
 /// findings keep job order, so output does not depend on scheduling.
-pub fn run(layout: &Layout, jobs: &[Job], keys: &RandomState, max_examples: usize) -> HashMap<String, LayerScan> {
-    let progress = progress_bar(jobs);
+pub fn run(
+    layout: &Layout,
+    jobs: &[Job],
+    keys: &RandomState,
+    max_examples: usize,
+    progress: &Progress,
+) -> HashMap<String, LayerScan> {
+    progress.start(jobs.iter().filter(|j| j.read_tar).map(|j| j.descriptor.size()).sum(), "reading layers");
     let next = AtomicUsize::new(0);
     let cores = thread::available_parallelism().map_or(1, |n| n.get());
     let workers = cores.min(jobs.len().max(1));
@@ -71,7 +77,7 @@ pub fn run(layout: &Layout, jobs: &[Job], keys: &RandomState, max_examples: usiz
                         // Pipeline a layer only when no other layer is
                         // waiting for a core (the last ones, or a lone one).
                         let pipelined = jobs.len() - i < cores;
-                        out.push((i, scan_one(layout, job, keys, max_examples, &progress, pipelined)));
+                        out.push((i, scan_one(layout, job, keys, max_examples, progress, pipelined)));
                     }
                     out
                 })
@@ -79,24 +85,8 @@ pub fn run(layout: &Layout, jobs: &[Job], keys: &RandomState, max_examples: usiz
             .collect();
         handles.into_iter().flat_map(|h| h.join().expect("a layer worker panicked")).collect()
     });
-    progress.finish_and_clear();
+    progress.finish();
     done.into_iter().map(|(i, scan)| (jobs[i].descriptor.digest().to_string(), scan)).collect()
-}
-
-/// A bar of compressed bytes on stderr, drawn only when stderr is a
-/// terminal (indicatif hides it otherwise) and the layers are large enough
-/// to take a moment.
-fn progress_bar(jobs: &[Job]) -> ProgressBar {
-    let total: u64 = jobs.iter().filter(|j| j.read_tar).map(|j| j.descriptor.size()).sum();
-    if total < 32 << 20 {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-    let style = ProgressStyle::with_template("reading layers {wide_bar} {binary_bytes}/{binary_total_bytes} eta {eta}");
-    if let Ok(style) = style {
-        bar.set_style(style);
-    }
-    bar
 }
 
 fn scan_one(
@@ -104,7 +94,7 @@ fn scan_one(
     job: &Job,
     keys: &RandomState,
     max_examples: usize,
-    progress: &ProgressBar,
+    progress: &Progress,
     pipelined: bool,
 ) -> LayerScan {
     let desc = &job.descriptor;

@@ -10,9 +10,9 @@ use std::io::Read;
 
 use serde::Serialize;
 
+use crate::diagnostic::Example;
 use crate::layer::path::escape;
 use crate::layer::{Entry, Kind, Sink, SinkError};
-use crate::report::Example;
 use crate::spec::ids;
 use crate::spec::xattr::{self, Class};
 
@@ -214,7 +214,7 @@ impl Sink for Collector {
         if let Some((u, g)) = &e.header_names {
             self.count_names(
                 (capped(u), capped(g)),
-                Tally { count: 1, examples: vec![crate::report::Example { path: path(), detail: None }] },
+                Tally { count: 1, examples: vec![crate::diagnostic::Example { path: path(), detail: None }] },
             );
         }
         let s = &mut self.stats;

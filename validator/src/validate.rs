@@ -2,12 +2,14 @@
 
 use std::hash::RandomState;
 
+use crate::diagnostic::{Findings, Groups, Location};
 use crate::error::Error;
 use crate::image::{self, Image};
 use crate::layout::Layout;
 use crate::limits::Limits;
+use crate::progress::Progress;
 use crate::reference::{Kind, Reference};
-use crate::report::{Findings, Groups, ImageSummary, Location, Report};
+use crate::report::{ImageSummary, Report};
 use crate::rules::producer::{self, LayerFacts};
 use crate::rules::{DIFF_ID, LAYER_HARDLINK, layer, layout as layout_rules};
 use crate::scan::{self, Job, LayerScan};
@@ -16,12 +18,15 @@ use crate::scan::{self, Job, LayerScan};
 pub struct Options {
     /// Example paths kept per grouped finding.
     pub max_examples: usize,
+    /// Resource limits every reader of the image observes.
     pub limits: Limits,
+    /// Told how many layer bytes have been read.
+    pub progress: Progress,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { max_examples: 5, limits: Limits::default() }
+        Options { max_examples: 5, limits: Limits::default(), progress: Progress::none() }
     }
 }
 
@@ -35,7 +40,7 @@ pub fn open_layout(reference: &Reference, limits: &Limits) -> Result<Layout, Err
         Kind::Detect => match std::fs::metadata(path) {
             Ok(m) if m.is_dir() => Layout::open_directory(path, limits),
             Ok(_) => Layout::open_archive(path, limits),
-            Err(e) => Err(Error::new(format!("{}: {e}", path.display()))),
+            Err(e) => Err(Error::usage(format!("{}: {e}", path.display()))),
         },
     }
 }
@@ -51,7 +56,7 @@ pub fn validate(reference: &Reference, target: String, options: &Options) -> Res
     let mut jobs = scan::layer_jobs(&images);
     jobs.extend(opaque.into_iter().map(|(descriptor, location)| Job { descriptor, location, read_tar: false }));
     let keys = RandomState::new();
-    let mut scans = scan::run(&layout, &jobs, &keys, options.max_examples);
+    let mut scans = scan::run(&layout, &jobs, &keys, options.max_examples, &options.progress);
 
     let mut summaries = Vec::new();
     for image in &images {

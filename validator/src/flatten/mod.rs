@@ -14,7 +14,6 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::thread;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use oci_spec::image::Descriptor;
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -23,13 +22,14 @@ pub use rewrite::Changes;
 pub use write::Codec;
 
 use crate::annotation::{KEY, KEYS, RESERVED_KEY};
+use crate::diagnostic::Severity;
+use crate::diagnostic::{Findings, Location};
 use crate::error::Error;
 use crate::image::{self, Image, REF_NAME};
 use crate::layer::{self, Compression};
 use crate::layout::{Layout, blob_path};
 use crate::reference::{self, Reference};
-use crate::report::{Findings, Location};
-use crate::rules::{LAYOUT_FILE, LAYOUT_INDEX, Severity, blob, layout as layout_rules};
+use crate::rules::{LAYOUT_FILE, LAYOUT_INDEX, blob, layout as layout_rules};
 use crate::stats::Collector;
 use crate::{policy, validate};
 use rewrite::{Dropped, Finished, Rewriter};
@@ -52,6 +52,8 @@ pub struct Options {
     pub confirm_flatten: bool,
     pub max_examples: usize,
     pub limits: crate::limits::Limits,
+    /// Told how many layer bytes have been read.
+    pub progress: crate::progress::Progress,
 }
 
 /// Why no output was written.
@@ -138,7 +140,7 @@ impl Output {
     pub fn parse(arg: &str) -> Result<Output, Error> {
         let r = Reference::parse(arg, None)?;
         if let Some(name) = r.ref_name {
-            return Err(Error::new(format!(
+            return Err(Error::usage(format!(
                 "{arg}: OUTPUT takes no `:{name}`; the output keeps the input's ref names (choose an image with --ref)"
             )));
         }
@@ -157,7 +159,7 @@ pub fn flatten(
     output_arg: &str,
     options: &Options,
 ) -> Result<FlattenReport, Failure> {
-    let usage = |m: String| Failure::Usage(Error::new(m));
+    let usage = |m: String| Failure::Usage(Error::usage(m));
     let output = Output::parse(output_arg).map_err(Failure::Usage)?;
     check_free(&output).map_err(usage)?;
     let layout = validate::open_layout(reference, &options.limits).map_err(Failure::Usage)?;
@@ -165,7 +167,7 @@ pub fn flatten(
     layout_rules::check_oci_layout(&layout, &mut f);
     let walk = image::walk(&layout, reference.ref_name.as_deref(), &mut f).map_err(Failure::Usage)?;
     let errors: Vec<_> = f.into_vec().into_iter().filter(|x| x.severity == Severity::Error).collect();
-    let describe = |x: &crate::report::Finding| match &x.location.file {
+    let describe = |x: &crate::diagnostic::Finding| match &x.location.file {
         Some(file) => format!("{file}: {}", x.message),
         None => x.message.clone(),
     };
@@ -233,7 +235,7 @@ fn self_check(dir: &Path, options: &Options) -> Result<(), String> {
     // well is no decompression bomb.
     let mut limits = options.limits.clone();
     limits.max_ratio = u64::MAX;
-    let check = validate::Options { max_examples: 3, limits };
+    let check = validate::Options { max_examples: 3, limits, progress: crate::progress::Progress::none() };
     let report = validate::validate(&reference, String::new(), &check).map_err(|e| e.to_string())?;
     let faults: Vec<String> = report
         .findings
@@ -395,7 +397,6 @@ struct Writer<'a> {
     layout: &'a Layout,
     blobs: Blobs,
     options: &'a Options,
-    progress: ProgressBar,
     layers: HashMap<LayerKey, LayerOut>,
     /// Blobs copied unchanged, by digest.
     copied_digests: HashSet<String>,
@@ -420,13 +421,13 @@ fn write_layout(
         layout,
         blobs,
         options,
-        progress: progress_bar(&walk.images),
         layers: HashMap::new(),
         copied_digests: HashSet::new(),
         indexes_done: HashMap::new(),
         keys: std::hash::RandomState::new(),
         copied: Vec::new(),
     };
+    options.progress.start(layer_bytes(&walk.images), "flattening layers");
     let mut reports = Vec::new();
     // The new descriptor of each image, by where the walk found it.
     let mut flattened: HashMap<(String, String), (String, u64)> = HashMap::new();
@@ -437,7 +438,7 @@ fn write_layout(
         }
         reports.push(report);
     }
-    w.progress.finish_and_clear();
+    options.progress.finish();
     let bytes = layout.read_small("index.json").map_err(|e| format!("{}/index.json: {e}", layout.root().display()))?;
     let mut index: Value =
         serde_json::from_slice(&bytes).map_err(|e| format!("{}/index.json: {e}", layout.root().display()))?;
@@ -452,26 +453,15 @@ fn write_layout(
     Ok((reports, w.copied))
 }
 
-/// A bar of compressed bytes read, on stderr when it is a terminal and the
-/// layers are large enough to take a moment.
-fn progress_bar(images: &[Image]) -> ProgressBar {
+/// The sum of the sizes of the distinct layers of `images`.
+fn layer_bytes(images: &[Image]) -> u64 {
     let mut seen = HashSet::new();
-    let total: u64 = images
+    images
         .iter()
         .flat_map(|i| i.manifest.layers())
         .filter(|l| seen.insert(l.digest().to_string()))
         .map(|l| l.size())
-        .sum();
-    if total < 32 << 20 {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-    if let Ok(style) = ProgressStyle::with_template(
-        "flattening layers {bar:30} {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} eta {eta}",
-    ) {
-        bar.set_style(style);
-    }
-    bar
+        .sum()
 }
 
 /// Error messages of `f`, joined.
@@ -746,7 +736,7 @@ impl Writer<'_> {
         };
         let len = opened.len;
         let (temp, file) = self.blobs.temp().map_err(|e| format!("{at}: cannot create a blob file: {e}"))?;
-        let progress = &self.progress;
+        let progress = &self.options.progress;
         // Three threads per layer: decompressing (in `layer::scan`), tar
         // parsing and rewriting (here), compressing and writing the blob.
         let (tx, rx) = mpsc::sync_channel(CHANNEL_DEPTH);

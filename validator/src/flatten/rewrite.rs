@@ -9,9 +9,10 @@ use std::io::{Read, Write};
 use serde::Serialize;
 
 use super::write::{Header, TarWriter};
+use crate::diagnostic::Example;
 use crate::layer::path::{Normal, escape};
 use crate::layer::{Entry, Kind, Sink, SinkError};
-use crate::report::Example;
+use crate::rules::{LAYER_AMBIGUOUS, LAYER_HEADER_FIELD, LIMIT_EXCEEDED};
 use crate::spec::whiteout::{self, Name};
 use crate::spec::{ids, xattr};
 use crate::stats::{OwnerTally, Tally};
@@ -192,7 +193,10 @@ impl<W: Write> Rewriter<W> {
     /// rewritten faithfully: the output must not pick one reading).
     fn admit(&mut self, e: &Entry) -> Result<Admit, SinkError> {
         if let Some(over) = &e.over_limit {
-            return Err(SinkError(format!("entry {} exceeds a limit: {over}", e.display_path())));
+            return Err(SinkError::finding(
+                &LIMIT_EXCEEDED,
+                format!("entry {} exceeds a limit: {over}", e.display_path()),
+            ));
         }
         // An entry of unknown type is dropped below whatever readers take it
         // for (consumers create nothing for it); any other disagreement has
@@ -201,14 +205,17 @@ impl<W: Write> Rewriter<W> {
         // written 0:0 root/root.
         let unknown = matches!(e.kind, Kind::Other(_));
         if let Some(p) = e.unappliable().filter(|_| !unknown) {
-            return Err(SinkError(format!(
-                "entry {}: tar readers disagree about it ({}); validate reports it as layer-ambiguous",
-                e.display_path(),
-                p.detail
-            )));
+            return Err(SinkError::finding(
+                &LAYER_AMBIGUOUS,
+                format!(
+                    "entry {}: tar readers disagree about it ({}); validate reports it as layer-ambiguous",
+                    e.display_path(),
+                    p.detail
+                ),
+            ));
         }
         if let Some(why) = &e.malformed {
-            return Err(SinkError(format!("entry {}: {why}", e.display_path())));
+            return Err(SinkError::finding(&LAYER_HEADER_FIELD, format!("entry {}: {why}", e.display_path())));
         }
         let max = self.max;
         let Ok(path) = &e.path else {
@@ -323,10 +330,13 @@ impl<W: Write> Sink for Rewriter<W> {
             // owners changes the entries for some readers: no one output
             // says what they all read.
             if let Some(p) = e.unappliable() {
-                return Err(SinkError(format!(
-                    "a PAX global header: tar readers disagree about the entries after it ({}); validate reports it as layer-ambiguous",
-                    p.detail
-                )));
+                return Err(SinkError::finding(
+                    &LAYER_AMBIGUOUS,
+                    format!(
+                        "a PAX global header: tar readers disagree about the entries after it ({}); validate reports it as layer-ambiguous",
+                        p.detail
+                    ),
+                ));
             }
             self.changes.global_headers_dropped += 1;
             return Ok(());
@@ -382,9 +392,9 @@ impl<W: Write> Sink for Rewriter<W> {
             // A short read is the input's fault too (the writer checks the length).
             if tracked.failed || err.kind() == std::io::ErrorKind::UnexpectedEof {
                 self.input_failed = true;
-                return Err(SinkError(format!("reading {}: {err}", e.display_path())));
+                return Err(SinkError::other(format!("reading {}: {err}", e.display_path())));
             }
-            return Err(SinkError(format!("writing {}: {err}", e.display_path())));
+            return Err(SinkError::other(format!("writing {}: {err}", e.display_path())));
         }
         self.changes.written += 1;
         self.newest = self.newest.max(e.mtime);

@@ -19,7 +19,8 @@ const MAX_OCTAL_11: u64 = 0o77777777777;
 const BLOCK: usize = 512;
 
 /// Output compression of a layer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum Codec {
     Gzip,
     Zstd,

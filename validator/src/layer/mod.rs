@@ -15,15 +15,16 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 
 use flate2::bufread::MultiGzDecoder;
-use indicatif::ProgressBar;
 
 pub use entry::{Entry, Fault, Kind, Problem};
 use tar::{End, Meter, ReadError, TarReader};
 
 pub use crate::spec::media_type::Compression;
 
+use crate::diagnostic::Rule;
 use crate::digest::{DigestAlgorithm, Hasher, HashingReader};
 use crate::limits::{Exceeded, Limits};
+use crate::progress::Progress;
 
 /// Receives the entries of a layer in stream order.
 pub trait Sink {
@@ -32,9 +33,27 @@ pub trait Sink {
     fn entry(&mut self, entry: &Entry, data: &mut dyn Read) -> Result<(), SinkError>;
 }
 
-/// A sink that cannot go on (an unpack that failed to write, say).
+/// Why a sink cannot go on: an entry it refuses (the rule validate reports
+/// it under), or a write that failed.
 #[derive(Debug)]
-pub struct SinkError(pub String);
+pub struct SinkError {
+    /// The rule whose finding this is, when the image is at fault.
+    pub rule: Option<&'static Rule>,
+    /// Names the entry and what is wrong with it.
+    pub message: String,
+}
+
+impl SinkError {
+    /// The image is at fault, as `rule` says.
+    pub fn finding(rule: &'static Rule, message: String) -> Self {
+        SinkError { rule: Some(rule), message }
+    }
+
+    /// The sink failed on its own side (a write, a limit of its store).
+    pub fn other(message: String) -> Self {
+        SinkError { rule: None, message }
+    }
+}
 
 impl<A: Sink, B: Sink> Sink for (A, B) {
     fn entry(&mut self, entry: &Entry, data: &mut dyn Read) -> Result<(), SinkError> {
@@ -116,6 +135,8 @@ pub struct StreamError {
     pub message: String,
     /// The sink stopped the scan, not the stream.
     pub from_sink: bool,
+    /// The rule of the sink's refusal, when the image was at fault.
+    pub rule: Option<&'static Rule>,
     /// A resource limit stopped it.
     pub limit: Option<Exceeded>,
 }
@@ -130,19 +151,18 @@ impl fmt::Display for StreamError {
     }
 }
 
-/// Counts compressed bytes into a progress bar (hidden unless stderr is a
-/// terminal, when an update costs one atomic add) and into the meter that
-/// the expansion limits read.
+/// Counts compressed bytes into the caller's progress callback and into
+/// the meter that the expansion limits read.
 struct Tick<R> {
     inner: R,
-    progress: ProgressBar,
+    progress: Progress,
     meter: Arc<Meter>,
 }
 
 impl<R: Read> Read for Tick<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.progress.inc(n as u64);
+        self.progress.advance(n as u64);
         self.meter.compressed.fetch_add(n as u64, Ordering::Relaxed);
         Ok(n)
     }
@@ -186,7 +206,7 @@ pub fn scan(
     blob: BlobReader,
     compression: Compression,
     sink: &mut dyn Sink,
-    progress: &ProgressBar,
+    progress: &Progress,
     pipelined: bool,
     limits: &Limits,
 ) -> (BlobReader, Result<Scanned, StreamError>) {
@@ -195,7 +215,14 @@ pub fn scan(
     let decoder = match Decoder::new(BufReader::with_capacity(1 << 16, blob), compression) {
         Ok(d) => d,
         Err((e, inner)) => {
-            let error = StreamError { offset: 0, after: None, message: e.to_string(), from_sink: false, limit: None };
+            let error = StreamError {
+                offset: 0,
+                after: None,
+                message: e.to_string(),
+                from_sink: false,
+                rule: None,
+                limit: None,
+            };
             let mut blob = inner.into_inner().inner;
             let _ = io::copy(&mut blob, &mut io::sink());
             return (blob, Err(error));
@@ -334,6 +361,7 @@ fn consume<R: Read>(
                     after: last.as_deref().map(path::escape),
                     message: e.to_string(),
                     from_sink: false,
+                    rule: None,
                     limit,
                 }
             };
@@ -349,11 +377,12 @@ fn consume<R: Read>(
                 };
                 return Err(fail(ReadError::Limit(limit), &last, reader.position()));
             }
-            sink.entry(&entry, &mut reader.data()).map_err(|SinkError(message)| StreamError {
+            sink.entry(&entry, &mut reader.data()).map_err(|SinkError { rule, message }| StreamError {
                 offset: reader.position(),
                 after: last.as_deref().map(path::escape),
                 message,
                 from_sink: true,
+                rule,
                 limit: None,
             })?;
             entries += 1;
@@ -372,6 +401,7 @@ fn consume<R: Read>(
             after: last.as_deref().map(path::escape),
             message: e.to_string(),
             from_sink: false,
+            rule: None,
             limit: None,
         })?;
         // The marker is two zero blocks; the reader stops after the first,
@@ -391,6 +421,7 @@ fn consume<R: Read>(
             after: last.as_deref().map(path::escape),
             message: e.to_string(),
             from_sink: false,
+            rule: None,
             limit: None,
         })?;
         Ok(Scanned {

@@ -24,7 +24,7 @@ enum Entry {
 
 impl Archive {
     pub fn open(path: &Path) -> Result<Archive, Error> {
-        let at = |e: &dyn std::fmt::Display| Error::new(format!("{}: {e}", path.display()));
+        let at = |e: &dyn std::fmt::Display| Error::usage(format!("{}: {e}", path.display()));
         let mut file = File::open(path).map_err(|e| at(&format!("cannot open archive: {e}")))?;
         let mut magic = [0u8; 4];
         let n = file.read(&mut magic).map_err(|e| at(&e))?;

@@ -14,10 +14,10 @@ pub struct Directory {
 
 impl Directory {
     pub fn open(root: &Path) -> Result<Directory, Error> {
-        let meta =
-            fs::metadata(root).map_err(|e| Error::new(format!("{}: cannot read image layout: {e}", root.display())))?;
+        let meta = fs::metadata(root)
+            .map_err(|e| Error::usage(format!("{}: cannot read image layout: {e}", root.display())))?;
         if !meta.is_dir() {
-            return Err(Error::new(format!("{}: not a directory", root.display())));
+            return Err(Error::usage(format!("{}: not a directory", root.display())));
         }
         Ok(Directory { root: root.to_path_buf() })
     }

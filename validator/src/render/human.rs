@@ -2,7 +2,8 @@
 
 use std::fmt::Write;
 
-use crate::report::{Finding, Location, Report};
+use crate::diagnostic::{Finding, Location};
+use crate::report::Report;
 
 /// `color` adds ANSI colour to severities and headings; the caller decides
 /// (a terminal on stdout and no `NO_COLOR`).
@@ -111,8 +112,8 @@ impl Paint {
         self.wrap("1", text)
     }
 
-    fn severity(&self, s: crate::rules::Severity, text: &str) -> String {
-        use crate::rules::Severity::*;
+    fn severity(&self, s: crate::diagnostic::Severity, text: &str) -> String {
+        use crate::diagnostic::Severity::*;
         self.wrap(
             match s {
                 Error => "1;31",

@@ -7,7 +7,9 @@ pub mod json;
 pub mod sarif;
 pub mod unpack;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+/// Output format of `validate`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum Format {
     /// Readable text, grouped by image.
     Human,

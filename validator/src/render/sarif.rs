@@ -5,8 +5,10 @@
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::report::{Finding, Report};
-use crate::rules::{ALL, Rule, Severity};
+use crate::diagnostic::Finding;
+use crate::diagnostic::{Rule, Severity};
+use crate::report::Report;
+use crate::rules::ALL;
 
 #[derive(Serialize)]
 struct Log {

@@ -9,7 +9,7 @@ use super::{
     ANNOTATION_VALUE,
 };
 use crate::annotation::{Declaration, Declarations, KEY, KEYS, RESERVED_KEY, Value};
-use crate::report::{Findings, Location};
+use crate::diagnostic::{Findings, Location};
 
 /// One annotation map of an image and where it sits.
 pub struct Source<'a> {

@@ -8,9 +8,9 @@ use super::{
     BLOB_DIGEST, BLOB_FOREIGN, BLOB_MISSING, BLOB_NOT_FILE, BLOB_SIZE, BLOB_UNREADABLE, DIGEST_UNSUPPORTED,
     DOCUMENT_INVALID,
 };
+use crate::diagnostic::{Findings, Location};
 use crate::digest::{Hasher, HashingReader};
 use crate::layout::{Layout, OpenError, ReadError, blob_path, read_bounded};
-use crate::report::{Findings, Location};
 
 /// `loc`, pointed at the blob `desc` references.
 fn at(desc: &Descriptor, loc: &Location) -> Location {

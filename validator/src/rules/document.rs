@@ -5,7 +5,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use super::{DOCUMENT_AMBIGUOUS, DOCUMENT_INVALID, MEDIA_TYPE_MISMATCH};
-use crate::report::{Findings, Location};
+use crate::diagnostic::{Findings, Location};
 
 /// Parses `bytes` as `what` (for messages: "image manifest", ...). The
 /// `oci-spec` types reject documents that break the image-spec's structure;

@@ -16,9 +16,9 @@ use super::{
     LAYER_PATH_ABSOLUTE, LAYER_PATH_ESCAPE, LAYER_PAX_MISMATCH, LAYER_SPARSE, LAYER_SYMLINK_EMPTY, LAYER_WHITEOUT,
     LAYER_WHITEOUT_CONTENT, LIMIT_EXCEEDED,
 };
+use crate::diagnostic::{Groups, Location};
 use crate::layer::path::{Normal, escape};
 use crate::layer::{Entry, Fault, Kind, Sink, SinkError};
-use crate::report::{Groups, Location};
 
 use crate::spec::ids::MAX_ID;
 use crate::spec::whiteout::{self, Name};

@@ -4,8 +4,8 @@ use oci_spec::image::ImageIndex;
 use serde::Deserialize;
 
 use super::{LAYOUT_FILE, LAYOUT_INDEX, LIMIT_EXCEEDED};
+use crate::diagnostic::{Findings, Location};
 use crate::layout::{Layout, OpenError, ReadError};
-use crate::report::{Findings, Location};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]

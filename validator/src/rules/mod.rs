@@ -11,45 +11,7 @@ pub mod layer;
 pub mod layout;
 pub mod producer;
 
-use serde::Serialize;
-
-/// How bad a finding is. Ordered from least to most severe.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    Note,
-    Warning,
-    Error,
-}
-
-impl Severity {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Note => "note",
-            Severity::Warning => "warning",
-            Severity::Error => "error",
-        }
-    }
-}
-
-/// One kind of finding.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Rule {
-    /// Stable, kebab-case identifier.
-    pub id: &'static str,
-    pub severity: Severity,
-    /// The identifier of the requirement in `spec/single-id-images.md`.
-    pub clause: &'static str,
-    /// One sentence: what the rule checks.
-    pub summary: &'static str,
-}
-
-impl Rule {
-    /// Link to the clause, relative to the repository root.
-    pub fn spec_link(&self) -> String {
-        format!("spec/single-id-images.md#{}", self.clause.to_ascii_lowercase())
-    }
-}
+use crate::diagnostic::{Rule, Severity};
 
 macro_rules! rules {
     ($( $name:ident = $id:literal, $sev:ident, $clause:literal, $summary:literal; )*) => {

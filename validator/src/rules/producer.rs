@@ -10,7 +10,7 @@ use super::{
     FLATTENED_OWNER_XATTRS, FLATTENED_ROOT_IDS, FLATTENED_SETID, FLATTENED_SINGLE_ID, Rule,
 };
 use crate::annotation::Value;
-use crate::report::{Example, Finding, Findings, Location};
+use crate::diagnostic::{Example, Finding, Findings, Location};
 use crate::stats::{LayerStats, Tally};
 
 pub use crate::spec::ids::root_user;

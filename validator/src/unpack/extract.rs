@@ -12,6 +12,7 @@ use serde::Serialize;
 use super::fs::{self, DirFd, DirInfo, Dirs, Kind as OnDisk, Root, Step, Unresolved, flag};
 use crate::layer::path::{Normal, escape};
 use crate::layer::{Entry, Kind, Sink, SinkError};
+use crate::rules::LAYER_AMBIGUOUS;
 use crate::stats::Tally;
 
 use crate::spec::whiteout::{self, Name};
@@ -108,7 +109,7 @@ impl<'r> Extractor<'r> {
     fn note(t: &mut Tally, max: usize, e: &Entry, detail: Option<String>) {
         t.count += 1;
         if t.examples.len() < max {
-            t.examples.push(crate::report::Example { path: e.display_path(), detail });
+            t.examples.push(crate::diagnostic::Example { path: e.display_path(), detail });
         }
     }
 
@@ -419,11 +420,14 @@ impl Sink for Extractor<'_> {
         // becomes the invoking user's whatever it records.
         let unknown = matches!(e.kind, Kind::Other(_));
         if let Some(p) = e.unappliable().filter(|_| !unknown) {
-            return Err(SinkError(format!(
-                "tar readers disagree about {} ({}); validate reports it as layer-ambiguous",
-                e.display_path(),
-                p.detail
-            )));
+            return Err(SinkError::finding(
+                &LAYER_AMBIGUOUS,
+                format!(
+                    "tar readers disagree about {} ({}); validate reports it as layer-ambiguous",
+                    e.display_path(),
+                    p.detail
+                ),
+            ));
         }
         if e.kind == Kind::Global {
             return Ok(());
@@ -435,7 +439,7 @@ impl Sink for Extractor<'_> {
                 Self::note(&mut self.summary.rejected, self.max, e, Some(why.into()));
                 Ok(())
             }
-            Err(err) => Err(SinkError(format!("cannot apply {}: {err}", e.display_path()))),
+            Err(err) => Err(SinkError::other(format!("cannot apply {}: {err}", e.display_path()))),
         }
     }
 }

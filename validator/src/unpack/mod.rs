@@ -8,18 +8,17 @@ mod fs;
 
 use std::path::Path;
 
-use indicatif::ProgressBar;
-
 pub use extract::Summary;
 
 use crate::annotation::Value;
+use crate::diagnostic::Findings;
+use crate::diagnostic::Severity;
 use crate::error::Error;
 use crate::image::{self, Image};
 use crate::layer::{self, Compression};
 use crate::layout::Layout;
 use crate::reference::Reference;
-use crate::report::Findings;
-use crate::rules::{Severity, blob};
+use crate::rules::blob;
 use crate::{policy, validate};
 
 #[derive(Clone, Debug, Default)]
@@ -30,6 +29,8 @@ pub struct Options {
     pub keep_partial: bool,
     pub max_examples: usize,
     pub limits: crate::limits::Limits,
+    /// Told how many layer bytes have been read.
+    pub progress: crate::progress::Progress,
 }
 
 /// Why nothing (or not everything) was unpacked.
@@ -61,9 +62,9 @@ pub fn unpack(reference: &Reference, dest: &Path, options: &Options) -> Result<U
             f.into_vec().into_iter().filter(|x| x.severity == Severity::Error).map(|x| x.message).collect();
         if !why.is_empty() {
             let message = format!("{}: no image can be read: {}", reference.path.display(), why.join("; "));
-            return Err(Failure::Usage(Error::new(message)));
+            return Err(Failure::Usage(Error::usage(message)));
         }
-        return Err(Failure::Usage(Error::new(format!("{}: the layout holds no image", reference.path.display()))));
+        return Err(Failure::Usage(Error::usage(format!("{}: the layout holds no image", reference.path.display()))));
     }
     let image = select(walk.images).map_err(Failure::Usage)?;
     // The walk has verified every document on the way; an error there
@@ -80,7 +81,7 @@ pub fn unpack(reference: &Reference, dest: &Path, options: &Options) -> Result<U
             "{refusal}. Nothing was unpacked; run again with --confirm-flatten to unpack it anyway"
         ))
     })?;
-    let choice = fs::Choice::from_env().map_err(|e| Failure::Usage(Error::new(e)))?;
+    let choice = fs::Choice::from_env().map_err(|e| Failure::Usage(Error::usage(e)))?;
     let created = prepare(dest)?;
     let result = apply(&layout, &image, dest, choice, options);
     match result {
@@ -122,8 +123,8 @@ fn select(mut images: Vec<Image>) -> Result<Image, Error> {
         .collect();
     match here.len() {
         1 => Ok(here.remove(0)),
-        0 if names.is_empty() => Err(Error::new("the layout holds no image")),
-        _ => Err(Error::new(format!(
+        0 if names.is_empty() => Err(Error::usage("the layout holds no image")),
+        _ => Err(Error::usage(format!(
             "the layout holds several images ({}); choose one with --ref or IMAGE:REF",
             names.join(", ")
         ))),
@@ -133,7 +134,7 @@ fn select(mut images: Vec<Image>) -> Result<Image, Error> {
 /// DEST must be absent (then it is created) or an empty directory.
 /// Returns whether it was created.
 fn prepare(dest: &Path) -> Result<bool, Failure> {
-    let usage = |m: String| Failure::Usage(Error::new(m));
+    let usage = |m: String| Failure::Usage(Error::usage(m));
     match std::fs::symlink_metadata(dest) {
         Ok(m) if m.is_dir() => {
             let mut entries = std::fs::read_dir(dest).map_err(|e| usage(format!("{}: {e}", dest.display())))?;
@@ -181,8 +182,7 @@ fn apply(
             return Err(format!("{at}: {}", why.join("; ")));
         };
         let len = opened.len;
-        let (reader, result) =
-            layer::scan(opened.reader, compression, &mut x, &ProgressBar::hidden(), true, &layout.limits);
+        let (reader, result) = layer::scan(opened.reader, compression, &mut x, &options.progress, true, &layout.limits);
         if !(blob::OpenBlob { reader, len }).check(desc, &image.location(), &mut f) {
             let why: Vec<String> = f.into_vec().into_iter().map(|x| x.message).collect();
             return Err(format!("{at}: {}", why.join("; ")));

@@ -406,7 +406,7 @@ impl Sink for Record {
 fn single_id(blob: &Path, compression: Compression) -> Listing {
     let file: Box<dyn Read + Send> = Box::new(fs::File::open(blob).unwrap());
     let mut sink = Record(Vec::new());
-    let progress = indicatif::ProgressBar::hidden();
+    let progress = single_id::progress::Progress::none();
     let (_, result) = single_id::layer::scan(
         HashingReader::new(file, None),
         compression,
