@@ -15,7 +15,7 @@ use crate::rules;
 use crate::rules::producer::{Assessment, LayerFacts};
 use crate::scan;
 use crate::stats::{LayerStats, Tally};
-use crate::validate::{self, Options};
+use crate::validate::Options;
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -87,7 +87,7 @@ pub struct Recommendation {
 }
 
 pub fn inspect(reference: &Reference, target: String, options: &Options) -> Result<InspectReport, Error> {
-    let layout = validate::open_layout(reference, &options.limits)?;
+    let layout = crate::layout::open(reference, &options.limits)?;
     let mut f = Findings::default();
     let walk = image::walk(&layout, reference.ref_name.as_deref(), &mut f)?;
     let jobs = scan::layer_jobs(&walk.images);

@@ -5,10 +5,9 @@ use std::hash::RandomState;
 use crate::diagnostic::{Findings, Groups, Location};
 use crate::error::Error;
 use crate::image::{self, Image};
-use crate::layout::Layout;
 use crate::limits::Limits;
 use crate::progress::Progress;
-use crate::reference::{Kind, Reference};
+use crate::reference::Reference;
 use crate::report::{ImageSummary, Report};
 use crate::rules::producer::{self, LayerFacts};
 use crate::rules::{DIFF_ID, LAYER_HARDLINK, layer, layout as layout_rules};
@@ -30,25 +29,10 @@ impl Default for Options {
     }
 }
 
-/// Opens the layout an IMAGE reference names.
-pub fn open_layout(reference: &Reference, limits: &Limits) -> Result<Layout, Error> {
-    let path = &reference.path;
-    let limits = limits.clone();
-    match reference.kind {
-        Kind::Directory => Layout::open_directory(path, limits),
-        Kind::Archive => Layout::open_archive(path, limits),
-        Kind::Detect => match std::fs::metadata(path) {
-            Ok(m) if m.is_dir() => Layout::open_directory(path, limits),
-            Ok(_) => Layout::open_archive(path, limits),
-            Err(e) => Err(Error::usage(format!("{}: {e}", path.display()))),
-        },
-    }
-}
-
 /// Validates the image(s) `reference` names. `target` is how the user
 /// spelled it, echoed in the report.
 pub fn validate(reference: &Reference, target: String, options: &Options) -> Result<Report, Error> {
-    let layout = open_layout(reference, &options.limits)?;
+    let layout = crate::layout::open(reference, &options.limits)?;
     let mut f = Findings::default();
     layout_rules::check_oci_layout(&layout, &mut f);
     let image::Walk { images, opaque } = image::walk(&layout, reference.ref_name.as_deref(), &mut f)?;

@@ -162,7 +162,7 @@ pub fn flatten(
     let usage = |m: String| Failure::Usage(Error::usage(m));
     let output = Output::parse(output_arg).map_err(Failure::Usage)?;
     check_free(&output).map_err(usage)?;
-    let layout = validate::open_layout(reference, &options.limits).map_err(Failure::Usage)?;
+    let layout = crate::layout::open(reference, &options.limits).map_err(Failure::Usage)?;
     let mut f = Findings::default();
     layout_rules::check_oci_layout(&layout, &mut f);
     let walk = image::walk(&layout, reference.ref_name.as_deref(), &mut f).map_err(Failure::Usage)?;

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use crate::digest::Digest;
 use crate::error::Error;
 use crate::limits::Limits;
+use crate::reference::{Kind, Reference};
 
 pub use archive::Archive;
 pub use dir::Directory;
@@ -105,6 +106,23 @@ impl fmt::Display for ReadError {
             }
             ReadError::Io(e) => write!(f, "read failed: {e}"),
         }
+    }
+}
+
+/// Opens the layout an image reference names: a directory or an archive,
+/// told apart by the reference's transport or, without one, by what the
+/// path is.
+pub fn open(reference: &Reference, limits: &Limits) -> Result<Layout, Error> {
+    let path = &reference.path;
+    let limits = limits.clone();
+    match reference.kind {
+        Kind::Directory => Layout::open_directory(path, limits),
+        Kind::Archive => Layout::open_archive(path, limits),
+        Kind::Detect => match std::fs::metadata(path) {
+            Ok(m) if m.is_dir() => Layout::open_directory(path, limits),
+            Ok(_) => Layout::open_archive(path, limits),
+            Err(e) => Err(Error::usage_io(path.display(), e)),
+        },
     }
 }
 

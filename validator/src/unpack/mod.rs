@@ -17,9 +17,9 @@ use crate::error::Error;
 use crate::image::{self, Image};
 use crate::layer::{self, Compression};
 use crate::layout::Layout;
+use crate::policy;
 use crate::reference::Reference;
 use crate::rules::blob;
-use crate::{policy, validate};
 
 #[derive(Clone, Debug, Default)]
 pub struct Options {
@@ -53,7 +53,7 @@ pub struct Unpacked {
 }
 
 pub fn unpack(reference: &Reference, dest: &Path, options: &Options) -> Result<Unpacked, Failure> {
-    let layout = validate::open_layout(reference, &options.limits).map_err(Failure::Usage)?;
+    let layout = crate::layout::open(reference, &options.limits).map_err(Failure::Usage)?;
     let mut f = Findings::default();
     let walk = image::walk(&layout, reference.ref_name.as_deref(), &mut f).map_err(Failure::Usage)?;
     if walk.images.is_empty() {
