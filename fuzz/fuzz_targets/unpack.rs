@@ -22,7 +22,8 @@ use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use libfuzzer_sys::fuzz_target;
-use single_id::unpack::{self, Failure};
+use single_id::error::Error;
+use single_id::unpack;
 use single_id_fuzz::{
     Codec, ImageSpec, Layer, assert_unchanged, dump_layers, fix_checksums, reference, scratch, snapshot, value_of,
     write_image,
@@ -101,11 +102,15 @@ fuzz_target!(|data: &[u8]| {
         Ok(u) => {
             std::hint::black_box(single_id::render::unpack::render(u, "dest"));
         }
-        Err(Failure::Failed(message)) => {
-            assert!(!dest.exists(), "a failed unpack left DEST behind ({message})");
+        Err(e @ (Error::Refused { .. } | Error::Usage { .. })) => {
+            assert!(!dest.exists(), "a refused unpack created DEST ({e})");
         }
-        Err(Failure::Refused(_) | Failure::Usage(_)) => {
-            assert!(!dest.exists(), "a refused unpack created DEST");
+        Err(e) => {
+            assert!(!dest.exists(), "a failed unpack left DEST behind ({e})");
+            if let Error::Invalid { findings, .. } = e {
+                // Refusing a broken image names what validate reports.
+                assert!(!findings.is_empty(), "an invalid image without findings: {e}");
+            }
         }
     }
     if let Ok(meta) = fs::symlink_metadata(&dest) {

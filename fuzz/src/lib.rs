@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value, json};
 use single_id::reference::{Kind, Reference};
 use single_id::report::Report;
-use single_id::rules::Severity;
+use single_id::diagnostic::Severity;
 
 pub use single_id::annotation::KEY;
 pub const REF: &str = "org.opencontainers.image.ref.name";

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressDrawTarget, ProgressStyle};
 use single_id::diagnostic::Severity;
+use single_id::error::Error;
 use single_id::limits::Limits;
 use single_id::progress::{Event, Progress};
 use single_id::reference::{Kind, Reference};
@@ -79,6 +80,8 @@ enum Command {
         /// On failure, leave the partial tree in DEST for inspection.
         #[arg(long)]
         keep_partial: bool,
+        #[arg(long, value_enum, default_value_t = ReportFormat::Human)]
+        format: ReportFormat,
         /// Example paths listed per category in the summary.
         #[arg(long, value_name = "N", default_value_t = 5)]
         max_examples: usize,
@@ -125,7 +128,8 @@ enum Command {
 enum ReportFormat {
     /// Readable text.
     Human,
-    /// One JSON document (schema/inspect-report.schema.json, schema/flatten-report.schema.json).
+    /// One JSON document (schema/inspect-report.schema.json, schema/flatten-report.schema.json,
+    /// schema/unpack-report.schema.json; on failure schema/failure-report.schema.json).
     Json,
 }
 
@@ -134,6 +138,31 @@ enum ReportFormat {
 fn fail(code: u8, kind: &str, message: impl std::fmt::Display) -> ExitCode {
     eprintln!("single-id: {kind}: {message}");
     ExitCode::from(code)
+}
+
+/// The one mapping from a library error to an exit status: 2 when the
+/// command could not start, 1 when it refused or failed, 130 when a
+/// signal stopped it.
+fn exit_code(e: &Error) -> u8 {
+    match e {
+        Error::Usage { .. } => 2,
+        Error::Interrupted { .. } => 130,
+        _ => 1,
+    }
+}
+
+/// Reports `e` on stderr, with the rules of the findings behind it, and
+/// as a JSON document on stdout when JSON output was asked for.
+fn failed(e: &Error, command: &str, target: &str, format: ReportFormat) -> ExitCode {
+    let label = if matches!(e, Error::Refused { .. }) { "refused" } else { "error" };
+    let mut rules: Vec<&str> = e.findings().iter().map(|f| f.rule.id).collect();
+    rules.dedup();
+    let rules = if rules.is_empty() { String::new() } else { format!(" [{}]", rules.join(", ")) };
+    eprintln!("single-id: {label}: {e}{rules}");
+    if format == ReportFormat::Json {
+        emit(&render::failure::json(e, command, target));
+    }
+    ExitCode::from(exit_code(e))
 }
 
 /// Writes a report; `false` when stdout is gone. An interrupted command
@@ -149,7 +178,7 @@ fn progress_bar() -> Progress {
     let bar = std::sync::OnceLock::<indicatif::ProgressBar>::new();
     Progress::new(move |event| match event {
         Event::Start { total, job } => {
-            let b = bar.get_or_init(|| {
+            bar.get_or_init(|| {
                 if total < 32 << 20 {
                     return indicatif::ProgressBar::hidden();
                 }
@@ -162,7 +191,6 @@ fn progress_bar() -> Progress {
                 }
                 b
             });
-            let _ = b;
         }
         Event::Advance { bytes } => {
             if let Some(b) = bar.get() {
@@ -176,12 +204,6 @@ fn progress_bar() -> Progress {
         }
         _ => {}
     })
-}
-
-fn json(value: &impl serde::Serialize) -> String {
-    let mut s = serde_json::to_string_pretty(value).expect("reports always serialise");
-    s.push('\n');
-    s
 }
 
 fn main() -> ExitCode {
@@ -247,7 +269,7 @@ fn run(cli: Cli) -> ExitCode {
             };
             let text = match format {
                 ReportFormat::Human => render::inspect::render(&report),
-                ReportFormat::Json => json(&report),
+                ReportFormat::Json => render::to_json(&report),
             };
             if !emit(&text) {
                 return ExitCode::from(2);
@@ -255,25 +277,25 @@ fn run(cli: Cli) -> ExitCode {
             // Inspect describes; it fails only when it could not read everything.
             ExitCode::from(u8::from(!report.findings.is_empty()))
         }
-        Command::Unpack { image, dest, ref_name, confirm_flatten, keep_partial, max_examples, limits } => {
-            use single_id::unpack::{self, Failure};
+        Command::Unpack { image, dest, ref_name, confirm_flatten, keep_partial, format, max_examples, limits } => {
+            use single_id::unpack;
             let options =
                 unpack::Options { confirm_flatten, keep_partial, max_examples, limits, progress: progress_bar() };
-            let reference = match Reference::parse(&image, ref_name.as_deref()) {
-                Ok(r) => r,
-                Err(e) => return fail(2, "error", e),
-            };
-            match unpack::unpack(&reference, &dest, &options) {
+            let done = Reference::parse(&image, ref_name.as_deref())
+                .and_then(|reference| unpack::unpack(&reference, &dest, &options));
+            match done {
                 Ok(done) => {
                     if let Some(notice) = &done.notice {
                         eprintln!("single-id: warning: {notice}; flattening anyway, as --confirm-flatten asks");
                     }
-                    emit(&render::unpack::render(&done, &dest.to_string_lossy()));
+                    let dest = dest.to_string_lossy();
+                    emit(&match format {
+                        ReportFormat::Human => render::unpack::render(&done, &dest),
+                        ReportFormat::Json => render::unpack::json(&done, &image, &dest),
+                    });
                     ExitCode::SUCCESS
                 }
-                Err(Failure::Usage(e)) => fail(2, "error", e),
-                Err(Failure::Refused(m)) => fail(1, "refused", m),
-                Err(Failure::Failed(m)) => fail(1, "error", m),
+                Err(e) => failed(&e, "unpack", &image, format),
             }
         }
         Command::Flatten { image, output, ref_name, compression, confirm_flatten, format, max_examples, limits } => {
@@ -295,7 +317,7 @@ fn run(cli: Cli) -> ExitCode {
             }
             let text = match format {
                 ReportFormat::Human => render::flatten::render(&report),
-                ReportFormat::Json => json(&report),
+                ReportFormat::Json => render::to_json(&report),
             };
             // The output is written; a closed stdout loses only the report.
             emit(&text);

@@ -9,10 +9,12 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use super::{Member, OpenError};
+use super::{BlobStore, Member, OpenError};
 use crate::error::Error;
 
+/// An OCI archive, indexed once; its members are read in place.
 pub struct Archive {
+    /// The archive file.
     pub path: PathBuf,
     members: HashMap<String, Entry>,
 }
@@ -23,6 +25,7 @@ enum Entry {
 }
 
 impl Archive {
+    /// Indexes the archive at `path`, refusing a compressed one.
     pub fn open(path: &Path) -> Result<Archive, Error> {
         let at = |e: &dyn std::fmt::Display| Error::usage(format!("{}: {e}", path.display()));
         let mut file = File::open(path).map_err(|e| at(&format!("cannot open archive: {e}")))?;
@@ -57,7 +60,7 @@ impl Archive {
         Ok(Archive { path: path.to_path_buf(), members })
     }
 
-    pub fn open_file(&self, name: &str) -> Result<Member, OpenError> {
+    fn open_file(&self, name: &str) -> Result<Member, OpenError> {
         match self.members.get(name) {
             None => Err(OpenError::Missing),
             Some(Entry::Other(kind)) => Err(OpenError::NotFile((*kind).to_string())),
@@ -79,6 +82,16 @@ fn normalise(raw: &[u8]) -> Option<String> {
         return None;
     }
     Some(parts.join("/"))
+}
+
+impl BlobStore for Archive {
+    fn open(&self, name: &str) -> Result<Member, OpenError> {
+        self.open_file(name)
+    }
+
+    fn location(&self) -> &Path {
+        &self.path
+    }
 }
 
 #[cfg(test)]

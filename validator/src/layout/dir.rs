@@ -5,14 +5,17 @@ use std::io::ErrorKind;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use super::{Member, OpenError};
+use super::{BlobStore, Member, OpenError};
 use crate::error::Error;
 
+/// A layout directory; files are opened without following symbolic links.
 pub struct Directory {
+    /// The directory holding `oci-layout` and `index.json`.
     pub root: PathBuf,
 }
 
 impl Directory {
+    /// Takes `root`, which must be a directory.
     pub fn open(root: &Path) -> Result<Directory, Error> {
         let meta = fs::metadata(root)
             .map_err(|e| Error::usage(format!("{}: cannot read image layout: {e}", root.display())))?;
@@ -22,7 +25,7 @@ impl Directory {
         Ok(Directory { root: root.to_path_buf() })
     }
 
-    pub fn open_file(&self, name: &str) -> Result<Member, OpenError> {
+    fn open_file(&self, name: &str) -> Result<Member, OpenError> {
         // Intermediate directories must not be symlinks either.
         let mut dir = self.root.clone();
         let mut parts = name.split('/').peekable();
@@ -63,5 +66,15 @@ fn describe(t: &fs::FileType) -> &'static str {
         "directory"
     } else {
         "special file"
+    }
+}
+
+impl BlobStore for Directory {
+    fn open(&self, name: &str) -> Result<Member, OpenError> {
+        self.open_file(name)
+    }
+
+    fn location(&self) -> &Path {
+        &self.root
     }
 }

@@ -6,7 +6,7 @@ mod dir;
 
 use std::fmt;
 use std::io::{self, Read};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::digest::Digest;
 use crate::error::Error;
@@ -18,6 +18,7 @@ pub use dir::Directory;
 
 /// A readable blob or metadata file.
 pub struct Member {
+    /// Its bytes, from the start.
     pub reader: Box<dyn Read + Send>,
     /// Length on disk (or in the archive).
     pub len: u64,
@@ -26,9 +27,11 @@ pub struct Member {
 /// Why a file could not be opened.
 #[derive(Debug)]
 pub enum OpenError {
+    /// The store has no file of that name.
     Missing,
     /// Present, but a symlink, directory or other non-regular file.
     NotFile(String),
+    /// Reading the store failed.
     Io(io::Error),
 }
 
@@ -42,34 +45,73 @@ impl fmt::Display for OpenError {
     }
 }
 
+/// Where the files of an OCI image layout are kept: a directory, an OCI
+/// archive, or a caller's own content store. The store hands out bytes
+/// by name and nothing else; every check (digests, sizes, limits) is made
+/// by the reader, so a store need not be trusted.
+///
+/// Names are layout-relative: `oci-layout`, `index.json` and
+/// `blobs/<algorithm>/<encoded>` (see [`blob_path`]).
+///
+/// ```
+/// use std::collections::HashMap;
+/// use std::path::Path;
+/// use single_id::layout::{BlobStore, Layout, Member, OpenError};
+///
+/// struct InMemory(HashMap<String, Vec<u8>>);
+///
+/// impl BlobStore for InMemory {
+///     fn open(&self, name: &str) -> Result<Member, OpenError> {
+///         let bytes = self.0.get(name).ok_or(OpenError::Missing)?.clone();
+///         Ok(Member { len: bytes.len() as u64, reader: Box::new(std::io::Cursor::new(bytes)) })
+///     }
+///     fn location(&self) -> &Path {
+///         Path::new("memory:")
+///     }
+/// }
+///
+/// let layout = Layout::new(InMemory(HashMap::new()), Default::default());
+/// assert!(layout.read_small("index.json").is_err());
+/// ```
+pub trait BlobStore: Send + Sync {
+    /// Opens a file by its layout-relative name. The name comes from
+    /// [`blob_path`] or is a fixed one; it is never taken from image
+    /// content.
+    fn open(&self, name: &str) -> Result<Member, OpenError>;
+
+    /// Where the store is, for messages: a path, or any name that tells
+    /// the user which store is meant.
+    fn location(&self) -> &Path;
+}
+
 /// An opened layout, with the limits every reader of it observes.
 pub struct Layout {
-    store: Store,
+    store: Box<dyn BlobStore>,
+    /// Resource limits for every reader of this layout.
     pub limits: Limits,
 }
 
-enum Store {
-    Directory(Directory),
-    Archive(Archive),
-}
-
 impl Layout {
-    pub fn open_directory(path: &Path, limits: Limits) -> Result<Layout, Error> {
-        Ok(Layout { store: Store::Directory(Directory::open(path)?), limits })
+    /// A layout over any store.
+    pub fn new(store: impl BlobStore + 'static, limits: Limits) -> Layout {
+        Layout { store: Box::new(store), limits }
     }
 
+    /// A layout directory on disk.
+    pub fn open_directory(path: &Path, limits: Limits) -> Result<Layout, Error> {
+        Ok(Layout::new(Directory::open(path)?, limits))
+    }
+
+    /// An OCI archive: a plain tar of a layout (`skopeo copy ... oci-archive:`).
     pub fn open_archive(path: &Path, limits: Limits) -> Result<Layout, Error> {
-        Ok(Layout { store: Store::Archive(Archive::open(path)?), limits })
+        Ok(Layout::new(Archive::open(path)?, limits))
     }
 
     /// Opens a file by its layout-relative path (`index.json`,
     /// `blobs/sha256/...`). The path must come from [`blob_path`] or be a
     /// fixed name: it is never taken from image content.
     pub fn open(&self, name: &str) -> Result<Member, OpenError> {
-        match &self.store {
-            Store::Directory(d) => d.open_file(name),
-            Store::Archive(a) => a.open_file(name),
-        }
+        self.store.open(name)
     }
 
     /// Reads a whole JSON document, refusing anything longer than
@@ -79,18 +121,25 @@ impl Layout {
         read_bounded(member.reader, member.len, self.limits.max_json_bytes)
     }
 
-    pub fn root(&self) -> &PathBuf {
-        match &self.store {
-            Store::Directory(d) => &d.root,
-            Store::Archive(a) => &a.path,
-        }
+    /// Where the layout is, for messages.
+    pub fn root(&self) -> &Path {
+        self.store.location()
     }
 }
 
+/// Why a small document could not be read whole.
 #[derive(Debug)]
 pub enum ReadError {
+    /// It could not be opened.
     Open(OpenError),
-    TooLarge { len: u64, limit: u64 },
+    /// It is longer than the limit for JSON documents.
+    TooLarge {
+        /// Its length, or how far it was read.
+        len: u64,
+        /// The limit (`--max-json-bytes`).
+        limit: u64,
+    },
+    /// Reading it failed.
     Io(io::Error),
 }
 

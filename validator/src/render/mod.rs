@@ -1,5 +1,6 @@
 //! Output formats: thin views over one [`Report`](crate::report::Report).
 
+pub mod failure;
 pub mod flatten;
 pub mod human;
 pub mod inspect;
@@ -35,4 +36,12 @@ pub fn examples(t: &crate::stats::Tally) -> String {
         .collect();
     let more = if t.count > t.examples.len() as u64 { ", ..." } else { "" };
     format!(" ({}{more})", items.join(", "))
+}
+
+/// Pretty JSON with a final newline, as every JSON output is written.
+pub fn to_json(value: &impl serde::Serialize) -> String {
+    // Reports are plain data (strings, numbers, maps with string keys).
+    let mut s = serde_json::to_string_pretty(value).unwrap_or_default();
+    s.push('\n');
+    s
 }

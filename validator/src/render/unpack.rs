@@ -5,6 +5,21 @@ use std::fmt::Write;
 use crate::stats::Tally;
 use crate::unpack::Unpacked;
 
+/// The JSON report of a finished unpack (schema/unpack-report.schema.json).
+pub fn json(u: &Unpacked, target: &str, dest: &str) -> String {
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct UnpackReport<'a> {
+        report_version: u32,
+        target: &'a str,
+        destination: &'a str,
+        #[serde(flatten)]
+        unpacked: &'a Unpacked,
+    }
+    super::to_json(&UnpackReport { report_version: 1, target, destination: dest, unpacked: u })
+}
+
+/// The text summary of a finished unpack.
 pub fn render(u: &Unpacked, dest: &str) -> String {
     let s = &u.summary;
     let mut out = String::new();

@@ -50,8 +50,9 @@ pub struct Summary {
     pub user_xattrs_refused: Tally,
 }
 
-pub struct Extractor<'r> {
-    root: &'r mut Root,
+/// The unpack sink: owns the destination tree while layers are applied.
+pub struct Extractor {
+    root: Root,
     keys: RandomState,
     /// Non-directories made by the layer being applied, by parent
     /// directory and name (8 bytes each): whiteouts of the same layer must
@@ -76,8 +77,10 @@ fn because(why: impl Into<Cow<'static, str>>) -> io::Result<Result<(), Reject>> 
     Ok(Err(Reject::Because(why.into())))
 }
 
-impl<'r> Extractor<'r> {
-    pub fn new(root: &'r mut Root, max_examples: usize) -> Self {
+impl Extractor {
+    /// An extractor writing into `root`, keeping `max_examples` example
+    /// paths per category of its summary.
+    pub fn new(root: Root, max_examples: usize) -> Self {
         Extractor {
             root,
             keys: RandomState::new(),
@@ -186,7 +189,7 @@ impl<'r> Extractor<'r> {
                 let ino = match existing {
                     Some((OnDisk::Dir, ino)) => ino,
                     _ => {
-                        replace(self.root)?;
+                        replace(&mut self.root)?;
                         self.root.make_dir(&dir, &name)?
                     }
                 };
@@ -203,7 +206,7 @@ impl<'r> Extractor<'r> {
                 self.summary.directories += 1;
             }
             Kind::File => {
-                replace(self.root)?;
+                replace(&mut self.root)?;
                 let file = fs::create_file(dir.fd(), &name, data)?;
                 // Attributes before the mode: a read-only mode would make
                 // the kernel refuse them.
@@ -213,14 +216,14 @@ impl<'r> Extractor<'r> {
                 self.summary.files += 1;
             }
             Kind::Symlink => {
-                replace(self.root)?;
+                replace(&mut self.root)?;
                 fs::make_symlink(dir.fd(), &name, e.link.as_deref().unwrap_or_default())?;
                 fs::set_link_mtime(dir.fd(), &name, e.mtime)?;
                 self.summary.symlinks += 1;
             }
             Kind::Hardlink => {
                 let (tdir, tname) = target.expect("looked up above");
-                replace(self.root)?;
+                replace(&mut self.root)?;
                 match fs::make_hardlink(tdir.fd(), &tname, dir.fd(), &name) {
                     Ok(()) => self.summary.hardlinks += 1,
                     // The target lived inside what the link replaced (a link
@@ -234,18 +237,18 @@ impl<'r> Extractor<'r> {
                 }
             }
             Kind::Fifo => {
-                replace(self.root)?;
+                replace(&mut self.root)?;
                 fs::make_fifo(dir.fd(), &name, e.mode & 0o777)?;
                 self.summary.fifos += 1;
             }
             Kind::Char | Kind::Block => {
                 // Skipping leaves nothing at the path, not even what a
                 // lower layer had there.
-                replace(self.root)?;
+                replace(&mut self.root)?;
                 Self::note(&mut self.summary.devices_skipped, self.max, e, Some(e.kind.name().into()));
             }
             Kind::Other(_) | Kind::Global => {
-                replace(self.root)?;
+                replace(&mut self.root)?;
                 Self::note(&mut self.summary.unknown_skipped, self.max, e, None);
             }
         }
@@ -408,7 +411,7 @@ impl fs::Visit for Prune<'_> {
     }
 }
 
-impl Sink for Extractor<'_> {
+impl Sink for Extractor {
     fn entry(&mut self, e: &Entry, data: &mut dyn Read) -> Result<(), SinkError> {
         // What GNU tar, bsdtar and Go read differently has no one right
         // reading to apply, and the entries after it may be in doubt too:

@@ -11,6 +11,7 @@ mod flatten;
 mod inspect;
 mod json_readers;
 mod layers;
+mod library;
 mod limits;
 mod memory;
 mod properties;

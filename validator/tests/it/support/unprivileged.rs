@@ -5,6 +5,7 @@
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
+use std::path::Path;
 use std::process::Command;
 
 use super::{Run, TestDir};
@@ -24,17 +25,27 @@ pub fn user_dir() -> TestDir {
     let (uid, gid) = user();
     fs::set_permissions(t.path(), fs::Permissions::from_mode(0o755)).unwrap();
     std::os::unix::fs::chown(t.path(), Some(uid), Some(gid)).unwrap();
-    if fs::hard_link(env!("CARGO_BIN_EXE_single-id"), t.join("single-id")).is_err() {
-        fs::copy(env!("CARGO_BIN_EXE_single-id"), t.join("single-id")).unwrap();
-        fs::set_permissions(t.join("single-id"), fs::Permissions::from_mode(0o755)).unwrap();
-    }
+    install(&t, Path::new(env!("CARGO_BIN_EXE_single-id")), "single-id");
     t
+}
+
+/// Puts the program `exe` into the test directory as `name`.
+pub fn install(t: &TestDir, exe: &Path, name: &str) {
+    if fs::hard_link(exe, t.join(name)).is_err() {
+        fs::copy(exe, t.join(name)).unwrap_or_else(|e| panic!("{}: {e}", exe.display()));
+        fs::set_permissions(t.join(name), fs::Permissions::from_mode(0o755)).unwrap();
+    }
 }
 
 /// Runs `single-id ARGS` as the unpacking user, from the test directory.
 pub fn run_as_user(t: &TestDir, args: &[&str]) -> Run {
+    run_installed_as_user(t, "single-id", args)
+}
+
+/// Runs the program [`install`]ed as `name` as the unpacking user.
+pub fn run_installed_as_user(t: &TestDir, name: &str, args: &[&str]) -> Run {
     let (uid, gid) = user();
-    let mut c = Command::new(t.join("single-id"));
+    let mut c = Command::new(t.join(name));
     c.args(args).current_dir(t.path());
     // SAFETY: geteuid cannot fail.
     if unsafe { libc::geteuid() } == 0 {
@@ -50,5 +61,5 @@ pub fn run_as_user(t: &TestDir, args: &[&str]) -> Run {
             other => return Run(other.unwrap()),
         }
     }
-    panic!("{} stayed busy", t.join("single-id").display());
+    panic!("{} stayed busy", t.join(name).display());
 }
