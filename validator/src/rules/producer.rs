@@ -175,64 +175,31 @@ pub fn check(
 ) {
     let a = Assessment::of(layers, config_user);
     if value != Value::Flattened {
-        let reasons = a.caution_reasons();
-        if value == Value::Allowed && !reasons.is_empty() {
-            f.push(
-                &CAUTION_CANDIDATE,
-                image.clone(),
-                format!("consider declaring \"caution\": {}", reasons.join("; ")),
-            );
-        }
+        suggest_caution(value, &a, image, f);
         return;
     }
+    check_ids(layers, &a, image, max, f);
+    for l in layers {
+        check_layer(l, f);
+    }
+    check_config_user(config_user, config, f);
+}
+
+/// An `allowed` image that flattening would break could say so with
+/// `caution` (the other values need no advice).
+fn suggest_caution(value: Value, a: &Assessment, image: &Location, f: &mut Findings) {
+    let reasons = a.caution_reasons();
+    if value == Value::Allowed && !reasons.is_empty() {
+        f.push(&CAUTION_CANDIDATE, image.clone(), format!("consider declaring \"caution\": {}", reasons.join("; ")));
+    }
+}
+
+/// A flattened image records one UID and one GID, and they should be 0.
+fn check_ids(layers: &[LayerFacts<'_>], a: &Assessment, image: &Location, max: usize, f: &mut Findings) {
     let uids = distinct(layers, |u, _| u, max);
     let gids = distinct(layers, |_, g| g, max);
     if uids.len() > 1 || gids.len() > 1 || a.untracked_owners > 0 {
-        // The most common UID and GID stand for "the" ID; examples and the
-        // count are of the entries that differ from it.
-        let main = |m: &BTreeMap<u64, Tally>| m.iter().max_by_key(|(_, t)| t.count).map(|(id, _)| *id);
-        let (main_uid, main_gid) = (main(&uids), main(&gids));
-        // Count and examples: entries whose pair differs from the main one,
-        // a few per pair, each path once.
-        let mut count = a.untracked_owners;
-        let mut examples: Vec<Example> = Vec::new();
-        for l in layers {
-            for o in l.stats.owners.iter().filter(|o| Some(o.uid) != main_uid || Some(o.gid) != main_gid) {
-                count += o.tally.count;
-                let detail = format!(
-                    "{}:{}, in layer {} with {}",
-                    o.uid,
-                    o.gid,
-                    l.at.layer.unwrap_or_default(),
-                    entries(o.tally.count)
-                );
-                let fresh: Vec<Example> = o
-                    .tally
-                    .examples
-                    .iter()
-                    .filter(|e| !examples.iter().any(|x| x.path == e.path))
-                    .take(2)
-                    .map(|e| Example { path: e.path.clone(), detail: Some(detail.clone()) })
-                    .collect();
-                examples.extend(fresh);
-            }
-        }
-        examples.truncate(max);
-        let list = |m: &BTreeMap<u64, Tally>| m.keys().map(u64::to_string).collect::<Vec<_>>().join(", ");
-        let mut message =
-            format!("entries record {} UIDs ({}) and {} GIDs ({})", uids.len(), list(&uids), gids.len(), list(&gids));
-        if a.untracked_owners > 0 {
-            message.push_str(&format!(", and {} entries have yet other owners", a.untracked_owners));
-        }
-        f.push_finding(Finding {
-            rule: &FLATTENED_SINGLE_ID,
-            severity: FLATTENED_SINGLE_ID.severity,
-            clause: FLATTENED_SINGLE_ID.clause,
-            message,
-            location: Location { path: examples.first().map(|e| e.path.clone()), ..image.clone() },
-            count,
-            examples,
-        });
+        f.push_finding(several_ids(layers, &uids, &gids, a.untracked_owners, image, max));
     } else if let (Some(u), Some(g)) = (uids.keys().next(), gids.keys().next()) {
         if (*u, *g) != (0, 0) {
             f.push(
@@ -242,40 +209,115 @@ pub fn check(
             );
         }
     }
+}
+
+/// The FLATTENED-SINGLE-ID finding of an image whose entries record more
+/// than one UID or GID (or owners not tracked individually).
+fn several_ids(
+    layers: &[LayerFacts<'_>],
+    uids: &BTreeMap<u64, Tally>,
+    gids: &BTreeMap<u64, Tally>,
+    untracked_owners: u64,
+    image: &Location,
+    max: usize,
+) -> Finding {
+    // The most common UID and GID stand for "the" ID; examples and the
+    // count are of the entries that differ from it.
+    let main = |m: &BTreeMap<u64, Tally>| m.iter().max_by_key(|(_, t)| t.count).map(|(id, _)| *id);
+    let (count, examples) = owner_outliers(layers, (main(uids), main(gids)), untracked_owners, max);
+    let list = |m: &BTreeMap<u64, Tally>| m.keys().map(u64::to_string).collect::<Vec<_>>().join(", ");
+    let mut message =
+        format!("entries record {} UIDs ({}) and {} GIDs ({})", uids.len(), list(uids), gids.len(), list(gids));
+    if untracked_owners > 0 {
+        message.push_str(&format!(", and {untracked_owners} entries have yet other owners"));
+    }
+    Finding {
+        rule: &FLATTENED_SINGLE_ID,
+        severity: FLATTENED_SINGLE_ID.severity,
+        clause: FLATTENED_SINGLE_ID.clause,
+        message,
+        location: Location { path: examples.first().map(|e| e.path.clone()), ..image.clone() },
+        count,
+        examples,
+    }
+}
+
+/// Count and examples of the entries whose owner pair differs from
+/// `main`: a few per pair, each path once, at most `max` in all. Entries
+/// with untracked owners count too.
+fn owner_outliers(
+    layers: &[LayerFacts<'_>],
+    main: (Option<u64>, Option<u64>),
+    untracked_owners: u64,
+    max: usize,
+) -> (u64, Vec<Example>) {
+    let (main_uid, main_gid) = main;
+    let mut count = untracked_owners;
+    let mut examples: Vec<Example> = Vec::new();
     for l in layers {
-        let s = l.stats;
-        for n in s.names.iter().filter(|n| !ok_name(&n.uname) || !ok_name(&n.gname)) {
-            let msg =
-                format!("entries name user {:?} and group {:?}; only \"\" and \"root\" are allowed", n.uname, n.gname);
-            f.push_finding(tally_finding(&FLATTENED_NAMES, &l.at, msg, &n.tally));
-        }
-        if s.root_name_mismatch.count > 0 {
-            let msg = "entries are named \"root\" but their ID is not 0".to_string();
-            f.push_finding(tally_finding(&FLATTENED_NAMES, &l.at, msg, &s.root_name_mismatch));
-        }
-        for (bit, t) in [("setuid", &s.setuid), ("setgid", &s.setgid)] {
-            if t.count > 0 {
-                f.push_finding(tally_finding(&FLATTENED_SETID, &l.at, format!("entries have the {bit} bit"), t));
-            }
-        }
-        if s.devices.count > 0 {
-            f.push_finding(tally_finding(
-                &FLATTENED_DEVICES,
-                &l.at,
-                "device entries (single-ID consumers skip them)".into(),
-                &s.devices,
-            ));
-        }
-        for (name, t) in [("security.capability", &s.capabilities), ("a POSIX ACL", &s.acls)] {
-            if t.count > 0 {
-                f.push_finding(tally_finding(&FLATTENED_ID_XATTRS, &l.at, format!("entries carry {name}"), t));
-            }
-        }
-        if s.owner_xattrs.count > 0 {
-            let msg = "entries carry attributes that record owners or overlay state".to_string();
-            f.push_finding(tally_finding(&FLATTENED_OWNER_XATTRS, &l.at, msg, &s.owner_xattrs));
+        for o in l.stats.owners.iter().filter(|o| Some(o.uid) != main_uid || Some(o.gid) != main_gid) {
+            count += o.tally.count;
+            let detail = format!(
+                "{}:{}, in layer {} with {}",
+                o.uid,
+                o.gid,
+                l.at.layer.unwrap_or_default(),
+                entries(o.tally.count)
+            );
+            let fresh: Vec<Example> = o
+                .tally
+                .examples
+                .iter()
+                .filter(|e| !examples.iter().any(|x| x.path == e.path))
+                .take(2)
+                .map(|e| Example { path: e.path.clone(), detail: Some(detail.clone()) })
+                .collect();
+            examples.extend(fresh);
         }
     }
+    examples.truncate(max);
+    (count, examples)
+}
+
+/// What one layer of a flattened image must not hold: names other than
+/// root, set-ID bits, devices and ID-bearing or owner-recording xattrs.
+fn check_layer(l: &LayerFacts<'_>, f: &mut Findings) {
+    let s = l.stats;
+    for n in s.names.iter().filter(|n| !ok_name(&n.uname) || !ok_name(&n.gname)) {
+        let msg =
+            format!("entries name user {:?} and group {:?}; only \"\" and \"root\" are allowed", n.uname, n.gname);
+        f.push_finding(tally_finding(&FLATTENED_NAMES, &l.at, msg, &n.tally));
+    }
+    if s.root_name_mismatch.count > 0 {
+        let msg = "entries are named \"root\" but their ID is not 0".to_string();
+        f.push_finding(tally_finding(&FLATTENED_NAMES, &l.at, msg, &s.root_name_mismatch));
+    }
+    for (bit, t) in [("setuid", &s.setuid), ("setgid", &s.setgid)] {
+        if t.count > 0 {
+            f.push_finding(tally_finding(&FLATTENED_SETID, &l.at, format!("entries have the {bit} bit"), t));
+        }
+    }
+    if s.devices.count > 0 {
+        f.push_finding(tally_finding(
+            &FLATTENED_DEVICES,
+            &l.at,
+            "device entries (single-ID consumers skip them)".into(),
+            &s.devices,
+        ));
+    }
+    for (name, t) in [("security.capability", &s.capabilities), ("a POSIX ACL", &s.acls)] {
+        if t.count > 0 {
+            f.push_finding(tally_finding(&FLATTENED_ID_XATTRS, &l.at, format!("entries carry {name}"), t));
+        }
+    }
+    if s.owner_xattrs.count > 0 {
+        let msg = "entries carry attributes that record owners or overlay state".to_string();
+        f.push_finding(tally_finding(&FLATTENED_OWNER_XATTRS, &l.at, msg, &s.owner_xattrs));
+    }
+}
+
+/// A flattened image has no account but root to run as.
+fn check_config_user(config_user: Option<&str>, config: &Location, f: &mut Findings) {
     if !root_user(config_user) {
         let at = config.clone().with_pointer("/config/User");
         f.push(
