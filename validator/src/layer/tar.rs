@@ -372,186 +372,20 @@ impl<R: Read> TarReader<R> {
         // takes them as GNU tar and Go do (GNU tar and Python write it).
         let binary = records.iter().any(|(k, v)| k == b"hdrcharset" && v == b"BINARY");
         for (key, value) in records {
-            if key.contains(&0) {
-                e.problems.push(ambiguous(
-                    "pax",
-                    &format!(
-                        "PAX record key {:?} holds a NUL byte: GNU tar and bsdtar call it malformed, Go rejects the header",
-                        super::path::escape(key)
-                    ),
-                ));
+            if !pax_record_usable(e, key, value, &mut seen, self.limits.max_pax_bytes) {
                 continue;
             }
-            let repeatable = key == b"GNU.sparse.offset" || key == b"GNU.sparse.numbytes";
-            if !repeatable && seen.contains(&key.as_slice()) {
-                e.problems.push(ambiguous(
-                    "pax",
-                    &format!("PAX record {:?} appears twice; readers may keep either", super::path::escape(key)),
-                ));
-            }
-            seen.push(key);
-            if value.len() > self.limits.max_pax_bytes {
-                e.over_limit.get_or_insert(Exceeded {
-                    what: format!("a PAX record of {} bytes, more than {}", value.len(), self.limits.max_pax_bytes),
-                    flag: "--max-pax-bytes",
-                });
-                continue;
-            }
-            let nul_in = |what: &str, e: &mut Entry| {
-                let owner = what == "uname" || what == "gname";
-                if value.contains(&0) {
-                    let detail =
-                        format!("PAX {what} holds a NUL byte: GNU tar and bsdtar cut it there, Go rejects the header");
-                    e.problems.push(if owner { ambiguous_owner("pax", &detail) } else { ambiguous("pax", &detail) });
-                } else if !binary && std::str::from_utf8(value).is_err() {
-                    // PAX values are UTF-8 unless the header says otherwise;
-                    // bsdtar 3.6 then exits 1 and drops a link target.
-                    let detail = format!("PAX {what} is not UTF-8: bsdtar does not take it as GNU tar and Go do");
-                    e.problems.push(if owner { ambiguous_owner("pax", &detail) } else { ambiguous("pax", &detail) });
-                }
-            };
             match key.as_slice() {
-                b"path" => {
-                    nul_in("path", e);
-                    if let Some(long) = &pending.long_name {
-                        if long != value {
-                            e.problems.push(ambiguous(
-                                "path",
-                                &format!(
-                                    "a GNU long name {:?} and a PAX path {:?}: GNU tar takes the PAX one, bsdtar and Go the GNU one",
-                                    super::path::escape(long),
-                                    super::path::escape(value)
-                                ),
-                            ));
-                        }
-                    }
-                    if value.is_empty() {
-                        e.problems.push(ambiguous("path", "an empty PAX path: readers fall back differently"));
-                    } else {
-                        e.raw_path = value.clone();
-                    }
-                }
-                b"linkpath" => {
-                    nul_in("linkpath", e);
-                    if let Some(long) = &pending.long_link {
-                        if long != value {
-                            e.problems.push(ambiguous(
-                                "linkpath",
-                                &format!(
-                                    "a GNU long link {:?} and a PAX linkpath {:?}: GNU tar takes the PAX one, bsdtar and Go the GNU one",
-                                    super::path::escape(long),
-                                    super::path::escape(value)
-                                ),
-                            ));
-                        }
-                    }
-                    e.link = Some(value.clone());
-                }
-                b"uname" | b"gname" => {
-                    let field = if key == b"uname" { "uname" } else { "gname" };
-                    nul_in(field, e);
-                    let slot = if field == "uname" { &mut e.uname } else { &mut e.gname };
-                    if !slot.is_empty() && slot.as_slice() != value.as_slice() {
-                        let old = std::mem::replace(slot, value.clone());
-                        let names = e.header_names.get_or_insert_with(|| (e.uname.clone(), e.gname.clone()));
-                        if field == "uname" {
-                            names.0 = old;
-                        } else {
-                            names.1 = old;
-                        }
-                        e.problems.push(Problem {
-                            field,
-                            detail: format!("PAX {field} {:?} disagrees with the header's", super::path::escape(value)),
-                            fault: Fault::Mismatch,
-                        });
-                    } else {
-                        *slot = value.clone();
-                    }
-                }
-                b"uid" | b"gid" | b"size" => {
-                    let field = match key.as_slice() {
-                        b"uid" => "uid",
-                        b"gid" => "gid",
-                        _ => "size",
-                    };
-                    let Some(n) = decimal(value) else {
-                        e.problems.push(Problem {
-                            field,
-                            detail: format!(
-                                "PAX {field} {:?} is not a non-negative integer",
-                                super::path::escape(value)
-                            ),
-                            fault: Fault::Unreadable,
-                        });
-                        continue;
-                    };
-                    let header = match field {
-                        "uid" => e.uid,
-                        "gid" => e.gid,
-                        _ => header_size,
-                    };
-                    if header != n && header != 0 {
-                        e.problems.push(Problem {
-                            field,
-                            detail: format!("PAX {field} {n} disagrees with the header's {header}"),
-                            fault: Fault::Mismatch,
-                        });
-                    }
-                    match field {
-                        "uid" => e.uid = n,
-                        "gid" => e.gid = n,
-                        _ => size = n,
-                    }
-                }
-                b"mtime" => {
-                    let text = std::str::from_utf8(value).unwrap_or("");
-                    let (whole, fraction) = text.split_once('.').unwrap_or((text, "0"));
-                    let fraction_ok = !fraction.is_empty() && fraction.bytes().all(|b| b.is_ascii_digit());
-                    match (whole.parse::<u64>(), whole.parse::<i64>()) {
-                        (Ok(t), _) if fraction_ok => {
-                            if e.mtime != t && e.mtime != 0 {
-                                e.problems.push(Problem {
-                                    field: "mtime",
-                                    detail: format!("PAX mtime {text} disagrees with the header's {}", e.mtime),
-                                    fault: Fault::Mismatch,
-                                });
-                            }
-                            e.mtime = t;
-                            e.pax_mtime = Some(value.clone().into_boxed_slice());
-                        }
-                        // Before the epoch: the header's value is kept.
-                        (_, Ok(_)) if fraction_ok => e.pax_mtime = Some(value.clone().into_boxed_slice()),
-                        _ => e.problems.push(Problem {
-                            field: "mtime",
-                            detail: format!("PAX mtime {:?} is not a number", super::path::escape(value)),
-                            fault: Fault::Unreadable,
-                        }),
-                    }
-                }
+                b"path" => pax_path(e, value, pending, binary),
+                b"linkpath" => pax_linkpath(e, value, pending, binary),
+                b"uname" => pax_owner_name(e, "uname", value, binary),
+                b"gname" => pax_owner_name(e, "gname", value, binary),
+                b"uid" => pax_number(e, "uid", value, header_size, &mut size),
+                b"gid" => pax_number(e, "gid", value, header_size, &mut size),
+                b"size" => pax_number(e, "size", value, header_size, &mut size),
+                b"mtime" => pax_mtime(e, value),
                 k if k.starts_with(b"GNU.sparse.") => sparse.add(k, value),
-                k => {
-                    if let Some(name) = k.strip_prefix(b"SCHILY.xattr.") {
-                        if name.is_empty() {
-                            e.problems.push(unreadable("xattr", "an xattr record with an empty name"));
-                        } else {
-                            e.xattrs.push((name.to_vec(), value.clone()));
-                        }
-                    } else if let Some(name) = k.strip_prefix(b"LIBARCHIVE.xattr.") {
-                        // libarchive's own form: URL-encoded name, base64 value.
-                        match (percent_decode(name), base64_decode(value)) {
-                            (Some(n), Some(v)) if !n.is_empty() && !n.contains(&0) => e.xattrs.push((n, v)),
-                            _ => e.problems.push(unreadable(
-                                "xattr",
-                                &format!(
-                                    "LIBARCHIVE.xattr record {:?} is not URL/base64 encoded",
-                                    super::path::escape(name)
-                                ),
-                            )),
-                        }
-                    } else if k.starts_with(b"SCHILY.acl.") {
-                        e.has_acl = true;
-                    }
-                }
+                k => pax_other(e, k, value),
             }
         }
         size
@@ -1120,6 +954,206 @@ fn pax_records(body: &[u8]) -> Result<Records, String> {
         rest = &rest[len..];
     }
     Ok(out)
+}
+
+/// Whether a PAX record is applied: not when its key holds a NUL or its
+/// value is over `--max-pax-bytes`. A key seen before (other than the
+/// sparse map's repeated ones) is applied but noted, as readers keep
+/// different ones.
+fn pax_record_usable<'r>(
+    e: &mut Entry,
+    key: &'r [u8],
+    value: &[u8],
+    seen: &mut Vec<&'r [u8]>,
+    max_pax_bytes: usize,
+) -> bool {
+    if key.contains(&0) {
+        e.problems.push(ambiguous(
+            "pax",
+            &format!(
+                "PAX record key {:?} holds a NUL byte: GNU tar and bsdtar call it malformed, Go rejects the header",
+                super::path::escape(key)
+            ),
+        ));
+        return false;
+    }
+    let repeatable = key == b"GNU.sparse.offset" || key == b"GNU.sparse.numbytes";
+    if !repeatable && seen.contains(&key) {
+        e.problems.push(ambiguous(
+            "pax",
+            &format!("PAX record {:?} appears twice; readers may keep either", super::path::escape(key)),
+        ));
+    }
+    seen.push(key);
+    if value.len() > max_pax_bytes {
+        e.over_limit.get_or_insert(Exceeded {
+            what: format!("a PAX record of {} bytes, more than {max_pax_bytes}", value.len()),
+            flag: "--max-pax-bytes",
+        });
+        return false;
+    }
+    true
+}
+
+/// Notes a PAX text value (`what`) that readers take differently: one
+/// holding a NUL, or one that is not UTF-8 while the header does not say
+/// `hdrcharset=BINARY`.
+fn pax_text_readings(e: &mut Entry, what: &str, value: &[u8], binary: bool) {
+    let owner = what == "uname" || what == "gname";
+    if value.contains(&0) {
+        let detail = format!("PAX {what} holds a NUL byte: GNU tar and bsdtar cut it there, Go rejects the header");
+        e.problems.push(if owner { ambiguous_owner("pax", &detail) } else { ambiguous("pax", &detail) });
+    } else if !binary && std::str::from_utf8(value).is_err() {
+        // PAX values are UTF-8 unless the header says otherwise;
+        // bsdtar 3.6 then exits 1 and drops a link target.
+        let detail = format!("PAX {what} is not UTF-8: bsdtar does not take it as GNU tar and Go do");
+        e.problems.push(if owner { ambiguous_owner("pax", &detail) } else { ambiguous("pax", &detail) });
+    }
+}
+
+/// PAX `path`: replaces the name, unless it is empty; readers disagree
+/// when a GNU long name says otherwise.
+fn pax_path(e: &mut Entry, value: &[u8], pending: &Pending, binary: bool) {
+    pax_text_readings(e, "path", value, binary);
+    if let Some(long) = &pending.long_name {
+        if long != value {
+            e.problems.push(ambiguous(
+                "path",
+                &format!(
+                    "a GNU long name {:?} and a PAX path {:?}: GNU tar takes the PAX one, bsdtar and Go the GNU one",
+                    super::path::escape(long),
+                    super::path::escape(value)
+                ),
+            ));
+        }
+    }
+    if value.is_empty() {
+        e.problems.push(ambiguous("path", "an empty PAX path: readers fall back differently"));
+    } else {
+        e.raw_path = value.to_vec();
+    }
+}
+
+/// PAX `linkpath`: replaces the link target; readers disagree when a GNU
+/// long link says otherwise.
+fn pax_linkpath(e: &mut Entry, value: &[u8], pending: &Pending, binary: bool) {
+    pax_text_readings(e, "linkpath", value, binary);
+    if let Some(long) = &pending.long_link {
+        if long != value {
+            e.problems.push(ambiguous(
+                "linkpath",
+                &format!(
+                    "a GNU long link {:?} and a PAX linkpath {:?}: GNU tar takes the PAX one, bsdtar and Go the GNU one",
+                    super::path::escape(long),
+                    super::path::escape(value)
+                ),
+            ));
+        }
+    }
+    e.link = Some(value.to_vec());
+}
+
+/// PAX `uname` or `gname` (`field`): replaces the header's name, which is
+/// kept in `header_names` when the two differ.
+fn pax_owner_name(e: &mut Entry, field: &'static str, value: &[u8], binary: bool) {
+    pax_text_readings(e, field, value, binary);
+    let slot = if field == "uname" { &mut e.uname } else { &mut e.gname };
+    if !slot.is_empty() && slot.as_slice() != value {
+        let old = std::mem::replace(slot, value.to_vec());
+        let names = e.header_names.get_or_insert_with(|| (e.uname.clone(), e.gname.clone()));
+        if field == "uname" {
+            names.0 = old;
+        } else {
+            names.1 = old;
+        }
+        e.problems.push(Problem {
+            field,
+            detail: format!("PAX {field} {:?} disagrees with the header's", super::path::escape(value)),
+            fault: Fault::Mismatch,
+        });
+    } else {
+        *slot = value.to_vec();
+    }
+}
+
+/// PAX `uid`, `gid` or `size` (`field`): replaces the header's value (the
+/// size into `size`), noting a header value other than 0 that differs.
+fn pax_number(e: &mut Entry, field: &'static str, value: &[u8], header_size: u64, size: &mut u64) {
+    let Some(n) = decimal(value) else {
+        e.problems.push(Problem {
+            field,
+            detail: format!("PAX {field} {:?} is not a non-negative integer", super::path::escape(value)),
+            fault: Fault::Unreadable,
+        });
+        return;
+    };
+    let header = match field {
+        "uid" => e.uid,
+        "gid" => e.gid,
+        _ => header_size,
+    };
+    if header != n && header != 0 {
+        e.problems.push(Problem {
+            field,
+            detail: format!("PAX {field} {n} disagrees with the header's {header}"),
+            fault: Fault::Mismatch,
+        });
+    }
+    match field {
+        "uid" => e.uid = n,
+        "gid" => e.gid = n,
+        _ => *size = n,
+    }
+}
+
+/// PAX `mtime`: seconds with an optional fraction, kept as written too.
+fn pax_mtime(e: &mut Entry, value: &[u8]) {
+    let text = std::str::from_utf8(value).unwrap_or("");
+    let (whole, fraction) = text.split_once('.').unwrap_or((text, "0"));
+    let fraction_ok = !fraction.is_empty() && fraction.bytes().all(|b| b.is_ascii_digit());
+    match (whole.parse::<u64>(), whole.parse::<i64>()) {
+        (Ok(t), _) if fraction_ok => {
+            if e.mtime != t && e.mtime != 0 {
+                e.problems.push(Problem {
+                    field: "mtime",
+                    detail: format!("PAX mtime {text} disagrees with the header's {}", e.mtime),
+                    fault: Fault::Mismatch,
+                });
+            }
+            e.mtime = t;
+            e.pax_mtime = Some(value.to_vec().into_boxed_slice());
+        }
+        // Before the epoch: the header's value is kept.
+        (_, Ok(_)) if fraction_ok => e.pax_mtime = Some(value.to_vec().into_boxed_slice()),
+        _ => e.problems.push(Problem {
+            field: "mtime",
+            detail: format!("PAX mtime {:?} is not a number", super::path::escape(value)),
+            fault: Fault::Unreadable,
+        }),
+    }
+}
+
+/// Other PAX records: the xattrs of the SCHILY and LIBARCHIVE forms, and
+/// whether the entry has an ACL. The rest are ignored.
+fn pax_other(e: &mut Entry, key: &[u8], value: &[u8]) {
+    if let Some(name) = key.strip_prefix(b"SCHILY.xattr.") {
+        if name.is_empty() {
+            e.problems.push(unreadable("xattr", "an xattr record with an empty name"));
+        } else {
+            e.xattrs.push((name.to_vec(), value.to_vec()));
+        }
+    } else if let Some(name) = key.strip_prefix(b"LIBARCHIVE.xattr.") {
+        // libarchive's own form: URL-encoded name, base64 value.
+        match (percent_decode(name), base64_decode(value)) {
+            (Some(n), Some(v)) if !n.is_empty() && !n.contains(&0) => e.xattrs.push((n, v)),
+            _ => e.problems.push(unreadable(
+                "xattr",
+                &format!("LIBARCHIVE.xattr record {:?} is not URL/base64 encoded", super::path::escape(name)),
+            )),
+        }
+    } else if key.starts_with(b"SCHILY.acl.") {
+        e.has_acl = true;
+    }
 }
 
 #[cfg(test)]
