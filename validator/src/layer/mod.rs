@@ -346,69 +346,14 @@ fn consume<R: Read>(
     decoder_back: impl FnOnce(R) -> Decompressor,
 ) -> (BlobReader, Result<Scanned, StreamError>) {
     let mut reader = TarReader::new(diff, limits.clone(), Arc::clone(meter));
-    let mut entries = 0u64;
-    // The raw name of the last entry read, escaped only for an error.
-    let mut last: Option<Vec<u8>> = None;
-    let mut result = (|| -> Result<End, StreamError> {
-        loop {
-            let fail = |e: ReadError, last: &Option<Vec<u8>>, offset: u64| {
-                let limit = match &e {
-                    ReadError::Limit(l) => Some(l.clone()),
-                    _ => None,
-                };
-                StreamError {
-                    offset,
-                    after: last.as_deref().map(path::escape),
-                    message: e.to_string(),
-                    from_sink: false,
-                    rule: None,
-                    limit,
-                }
-            };
-            let entry = match reader.next_entry() {
-                Ok(Ok(entry)) => entry,
-                Ok(Err(end)) => return Ok(end),
-                Err(e) => return Err(fail(e, &last, reader.position())),
-            };
-            if entries >= limits.max_entries {
-                let limit = Exceeded {
-                    what: format!("the layer has more than {} entries", limits.max_entries),
-                    flag: "--max-entries",
-                };
-                return Err(fail(ReadError::Limit(limit), &last, reader.position()));
-            }
-            sink.entry(&entry, &mut reader.data()).map_err(|SinkError { rule, message }| StreamError {
-                offset: reader.position(),
-                after: last.as_deref().map(path::escape),
-                message,
-                from_sink: true,
-                rule,
-                limit: None,
-            })?;
-            entries += 1;
-            last = Some(entry.raw_path);
-        }
-    })();
+    let mut walked = Walked::default();
+    let mut result = walked.read_entries(&mut reader, sink, limits);
     // A limit tripped inside the decoder surfaces as a read error; say which.
     if let Err(e) = &mut result {
         e.limit = e.limit.take().or_else(|| hit.lock().unwrap_or_else(|p| p.into_inner()).take());
     }
     let mut diff = reader.into_inner();
-    let result = result.and_then(|end| {
-        let before = diff.count();
-        let trailing_data = drain_zeros(&mut diff).map_err(|e| StreamError {
-            offset: diff.count(),
-            after: last.as_deref().map(path::escape),
-            message: e.to_string(),
-            from_sink: false,
-            rule: None,
-            limit: None,
-        })?;
-        // The marker is two zero blocks; the reader stops after the first,
-        // so the second must be among what was left.
-        let missing_end_marker = end == End::Eof || diff.count() - before < 512;
-        Ok((trailing_data, missing_end_marker))
-    });
+    let result = result.and_then(|end| end_checks(&mut diff, end, &walked));
     let (reader, diff_id, uncompressed) = diff.into_parts();
     let decoder = decoder_back(reader);
     // Read whatever the decoder left (or, after a failure, everything not
@@ -416,24 +361,92 @@ fn consume<R: Read>(
     let mut blob = decoder.decoder.into_inner().into_inner().inner;
     let drained = io::copy(&mut blob, &mut io::sink());
     let result = result.and_then(|(trailing_data, missing_end_marker)| {
-        drained.map_err(|e| StreamError {
-            offset: uncompressed,
-            after: last.as_deref().map(path::escape),
-            message: e.to_string(),
-            from_sink: false,
-            rule: None,
-            limit: None,
-        })?;
+        drained.map_err(|e| walked.error(uncompressed, e.to_string()))?;
         Ok(Scanned {
             diff_id: diff_id.expect("sha256 is always computed"),
             uncompressed,
-            entries,
+            entries: walked.entries,
             missing_end_marker,
             trailing_data,
             gzip_header_string: meter.gzip_header_string.load(Ordering::Relaxed),
         })
     });
     (blob, result)
+}
+
+/// How far [`consume`] got through the entries; errors say where they
+/// stopped from it.
+#[derive(Default)]
+struct Walked {
+    entries: u64,
+    /// The raw name of the last entry read, escaped only for an error.
+    last: Option<Vec<u8>>,
+}
+
+impl Walked {
+    /// Hands every entry to the sink, up to the end of the archive or the
+    /// first error (of the stream, the entry limit or the sink).
+    fn read_entries<R: Read>(
+        &mut self,
+        reader: &mut TarReader<R>,
+        sink: &mut dyn Sink,
+        limits: &Limits,
+    ) -> Result<End, StreamError> {
+        loop {
+            let entry = match reader.next_entry() {
+                Ok(Ok(entry)) => entry,
+                Ok(Err(end)) => return Ok(end),
+                Err(e) => return Err(self.read_error(e, reader.position())),
+            };
+            if self.entries >= limits.max_entries {
+                let limit = Exceeded {
+                    what: format!("the layer has more than {} entries", limits.max_entries),
+                    flag: "--max-entries",
+                };
+                return Err(self.read_error(ReadError::Limit(limit), reader.position()));
+            }
+            sink.entry(&entry, &mut reader.data()).map_err(|SinkError { rule, message }| StreamError {
+                from_sink: true,
+                rule,
+                ..self.error(reader.position(), message)
+            })?;
+            self.entries += 1;
+            self.last = Some(entry.raw_path);
+        }
+    }
+
+    /// The stream failed at `offset`, after the last entry read.
+    fn error(&self, offset: u64, message: String) -> StreamError {
+        StreamError {
+            offset,
+            after: self.last.as_deref().map(path::escape),
+            message,
+            from_sink: false,
+            rule: None,
+            limit: None,
+        }
+    }
+
+    /// The tar reader failed at `offset`; a limit it hit is named.
+    fn read_error(&self, e: ReadError, offset: u64) -> StreamError {
+        let limit = match &e {
+            ReadError::Limit(l) => Some(l.clone()),
+            _ => None,
+        };
+        StreamError { limit, ..self.error(offset, e.to_string()) }
+    }
+}
+
+/// After the end of the archive: whether non-zero bytes follow it, and
+/// whether its marker is missing or cut short, as (trailing data, missing
+/// marker).
+fn end_checks<R: Read>(diff: &mut HashingReader<R>, end: End, walked: &Walked) -> Result<(bool, bool), StreamError> {
+    let before = diff.count();
+    let trailing_data = drain_zeros(diff).map_err(|e| walked.error(diff.count(), e.to_string()))?;
+    // The marker is two zero blocks; the reader stops after the first,
+    // so the second must be among what was left.
+    let missing_end_marker = end == End::Eof || diff.count() - before < 512;
+    Ok((trailing_data, missing_end_marker))
 }
 
 /// Reads to the end; `true` if any byte was not zero.
