@@ -221,8 +221,10 @@ impl Unpacker {
         let root = match fs::Root::open(dest, choice, options.limits.max_path_depth) {
             Ok(root) => root,
             Err(e) => {
+                // DEST exists but cannot be written the way asked (openat2
+                // forced where the kernel refuses it): a failure, exit 1.
                 let _ = discard(dest, created);
-                return Err(Error::usage_io(dest.display(), e));
+                return Err(Error::Write { message: format!("{}: {e}", dest.display()), source: Some(e) });
             }
         };
         Ok(Unpacker {
