@@ -62,6 +62,8 @@ set -o pipefail
 {
   status=0
   cargo test --workspace --locked --all-targets --no-fail-fast "$@" || status=1
+  # --all-targets leaves out doctests: the library's documented examples.
+  cargo test --workspace --locked --doc --no-fail-fast || status=1
   scripts/no-openat2 cargo test -p single-id --locked --no-fail-fast "${unpack_tests[@]}" || status=1
   SINGLE_ID_RESOLVE=portable cargo test -p single-id --locked --no-fail-fast "${unpack_tests[@]}" || status=1
   # The first cargo test built both binaries (target/debug); building them

@@ -1,9 +1,43 @@
-//! Library behind the `single-id` command: reads OCI image layouts and
-//! checks them against the single-ID images specification
-//! (`spec/single-id-images.md`).
+//! Library behind the `single-id` command: reads OCI images and checks,
+//! inspects, flattens and unpacks them under the single-ID images
+//! specification (`spec/single-id-images.md`).
 //!
-//! Data flows one way: [`reference`] → [`layout`] → [`image`] → [`rules`]
-//! → [`report`] → [`render`].
+//! Data flows one way, the same for every job: [`reference`](mod@reference) → [`layout`]
+//! (bytes, from any [`layout::BlobStore`]) → [`image`] (index, manifest,
+//! config) → [`layer`] (one verified, decompressed stream of entries) →
+//! a [`layer::Sink`] (the [`rules`], the unpack extractor, the flatten
+//! rewriter) → [`diagnostic`] findings → a [`report`] → [`render`].
+//!
+//! The four jobs, each with its options and a typed result:
+//! - [`validate::validate`] → [`report::Report`]: findings, each with a
+//!   stable rule identifier and the spec clause it enforces;
+//! - [`inspect::inspect`] → what flattening would change or lose, and the
+//!   value to declare;
+//! - [`unpack::unpack`] (or [`unpack::unpack_layout`] over a caller's
+//!   blob store, or [`unpack::Unpacker`] one layer at a time) → the root
+//!   filesystem as a single-ID consumer writes it;
+//! - [`flatten::flatten`] → a new layout whose images are `flattened`.
+//!
+//! Every job fails with one [`error::Error`], which keeps the findings
+//! that made it refuse. Progress is reported to a callback
+//! ([`progress::Progress`]); the library writes nothing to the terminal.
+//! The `cli` feature (on by default) adds what only the command needs:
+//! argument parsing, the progress bar and signal handling.
+//!
+//! ```
+//! use single_id::diagnostic::Severity;
+//! use single_id::reference::Reference;
+//! use single_id::validate::{self, Options};
+//!
+//! let image = Reference::parse(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/hello"), None)?;
+//! let report = validate::validate(&image, "examples/hello".into(), &Options::default())?;
+//! assert_eq!(report.images[0].id_flattening.effective.as_str(), "flattened");
+//! assert!(report.worst() < Some(Severity::Error));
+//! # Ok::<(), single_id::error::Error>(())
+//! ```
+
+#![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 pub mod annotation;
 pub mod diagnostic;

@@ -22,11 +22,17 @@ use crate::spec::xattr::{self, Class};
 #[derive(Debug, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Summary {
+    /// Regular files written.
     pub files: u64,
+    /// Directories made.
     pub directories: u64,
+    /// Symbolic links made.
     pub symlinks: u64,
+    /// Hard links made.
     pub hardlinks: u64,
+    /// FIFOs made.
     pub fifos: u64,
+    /// Whiteouts and opaque markers applied (CONSUMER-WHITEOUT, CONSUMER-OPAQUE).
     pub whiteouts: u64,
     /// CONSUMER-SETID-CLEARED: entries that recorded setuid or setgid.
     pub setid_cleared: Tally,
