@@ -20,8 +20,14 @@ pub const KEYS: [&str; 2] = [KEY, RESERVED_KEY];
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Value {
+    /// The IDs in the layers carry no information (the producer rules of
+    /// "Flattened images" apply).
     Flattened,
+    /// The IDs carry information the image does not depend on; also what
+    /// an image without the annotation means.
     Allowed,
+    /// The image depends on its IDs: a single-ID consumer asks for consent
+    /// before flattening it.
     Caution,
 }
 
@@ -36,6 +42,7 @@ impl Value {
         }
     }
 
+    /// The value as written in the annotation.
     pub fn as_str(self) -> &'static str {
         match self {
             Value::Flattened => "flattened",
@@ -55,6 +62,7 @@ pub struct Declaration {
     pub key: &'static str,
     /// Layout-relative file holding the declaration.
     pub file: String,
+    /// The string found, as written (it may be empty or no valid value).
     pub value: String,
 }
 
@@ -62,12 +70,14 @@ pub struct Declaration {
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Declarations {
+    /// Every place that holds the annotation.
     pub declared: Vec<Declaration>,
     /// The value a consumer acts on.
     pub effective: Value,
 }
 
 impl Declarations {
+    /// Resolves the effective value of what `declared` holds.
     pub fn new(declared: Vec<Declaration>) -> Self {
         let effective = resolve(declared.iter().map(|d| d.value.as_str()));
         Declarations { declared, effective }

@@ -9,12 +9,17 @@ use serde::Serialize;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
+    /// Information only; never fails a run.
     Note,
+    /// Worth fixing, though the image is usable; fails only
+    /// `validate --strict`.
     Warning,
+    /// The image breaks a requirement; fails `validate`.
     Error,
 }
 
 impl Severity {
+    /// The lower-case name used in every output format.
     pub fn as_str(self) -> &'static str {
         match self {
             Severity::Note => "note",
@@ -29,6 +34,7 @@ impl Severity {
 pub struct Rule {
     /// Stable, kebab-case identifier.
     pub id: &'static str,
+    /// How bad its findings are.
     pub severity: Severity,
     /// The identifier of the requirement in `spec/single-id-images.md`.
     pub clause: &'static str,
@@ -73,24 +79,31 @@ pub struct Location {
 }
 
 impl Location {
+    /// A location that is only a layout-relative file.
     pub fn file(file: impl Into<String>) -> Self {
         Location { file: Some(file.into()), ..Location::default() }
     }
 
+    /// The same location, narrowed to one value of its file.
     pub fn with_pointer(mut self, pointer: impl Into<String>) -> Self {
         self.pointer = Some(pointer.into());
         self
     }
 }
 
+/// One problem found, or a group of alike problems in one layer.
 #[derive(Clone, Debug, Serialize)]
 pub struct Finding {
+    /// The rule broken; serialised as its id.
     #[serde(rename = "rule", serialize_with = "rule_id")]
     pub rule: &'static Rule,
+    /// The rule's severity.
     pub severity: Severity,
     /// The spec requirement the rule enforces.
     pub clause: &'static str,
+    /// What is wrong, in one sentence for a person.
     pub message: String,
+    /// Where it is; for a group, at its first example.
     pub location: Location,
     /// How many occurrences this finding stands for (layer findings are
     /// grouped per rule and layer; everything else counts 1).
@@ -100,9 +113,12 @@ pub struct Finding {
     pub examples: Vec<Example>,
 }
 
+/// One path a grouped finding concerns.
 #[derive(Clone, Debug, Serialize)]
 pub struct Example {
+    /// The path inside the layer, escaped.
     pub path: String,
+    /// What is particular to this path, when the message does not say.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
 }
@@ -116,6 +132,7 @@ fn rule_id<S: serde::Serializer>(rule: &&'static Rule, s: S) -> Result<S::Ok, S:
 pub struct Findings(Vec<Finding>);
 
 impl Findings {
+    /// Records one occurrence of `rule` at `location`.
     pub fn push(&mut self, rule: &'static Rule, location: Location, message: impl Into<String>) {
         self.0.push(Finding {
             rule,
@@ -128,14 +145,17 @@ impl Findings {
         });
     }
 
+    /// Records a finding built elsewhere (a group, with its count and examples).
     pub fn push_finding(&mut self, finding: Finding) {
         self.0.push(finding);
     }
 
+    /// Appends the findings of `other`, in their order.
     pub fn extend(&mut self, other: Findings) {
         self.0.extend(other.0);
     }
 
+    /// The findings, in the order they were recorded.
     pub fn into_vec(self) -> Vec<Finding> {
         self.0
     }
@@ -151,6 +171,7 @@ pub struct Groups {
 }
 
 impl Groups {
+    /// No groups yet; each will keep at most `max_examples` example paths.
     pub fn new(max_examples: usize) -> Self {
         Groups { max_examples, groups: Vec::new(), index: Default::default() }
     }
@@ -198,6 +219,7 @@ impl Groups {
         }
     }
 
+    /// One finding per group, in the order each group first occurred.
     pub fn into_findings(self) -> Vec<Finding> {
         self.groups
     }

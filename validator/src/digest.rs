@@ -10,8 +10,11 @@ use sha2::Digest as _;
 
 /// A running hash for one of the algorithms the image-spec registers.
 pub enum Hasher {
+    /// `sha256`, the algorithm of diff IDs and of most blobs.
     Sha256(sha2::Sha256),
+    /// `sha384`.
     Sha384(sha2::Sha384),
+    /// `sha512`.
     Sha512(sha2::Sha512),
 }
 
@@ -26,6 +29,7 @@ impl Hasher {
         })
     }
 
+    /// Hashes `bytes` after what was hashed before.
     pub fn update(&mut self, bytes: &[u8]) {
         match self {
             Hasher::Sha256(h) => h.update(bytes),
@@ -67,10 +71,12 @@ pub struct HashingReader<R> {
 }
 
 impl<R: Read> HashingReader<R> {
+    /// Reads through `inner`, hashing with `hasher` if there is one.
     pub fn new(inner: R, hasher: Option<Hasher>) -> Self {
         HashingReader { inner, hasher, count: 0 }
     }
 
+    /// Bytes read so far.
     pub fn count(&self) -> u64 {
         self.count
     }

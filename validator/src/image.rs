@@ -36,6 +36,7 @@ pub struct IndexEntry {
     pub file: String,
     /// JSON pointer of the descriptor in that file.
     pub pointer: String,
+    /// The descriptor as the index records it.
     pub descriptor: Descriptor,
 }
 
@@ -46,6 +47,7 @@ pub struct Inherited {
     /// `index-descriptor`, or for another reading of a document, the place
     /// it was found at (`manifest`, `config-label`).
     pub place: &'static str,
+    /// Layout-relative file holding the declaration.
     pub file: String,
     /// JSON pointer of the annotation map.
     pub pointer: String,
@@ -65,6 +67,7 @@ pub struct Image {
     /// Declarations on the descriptors of indexes through which the
     /// manifest is reached, each distinct one once.
     pub inherited: Arc<Vec<Inherited>>,
+    /// The image manifest.
     pub manifest: ImageManifest,
     /// `None` when the config is missing or broken (reported already).
     pub config: Option<ImageConfiguration>,
@@ -78,14 +81,17 @@ pub struct Image {
 }
 
 impl Image {
+    /// The descriptor of the first index entry that reaches the manifest.
     pub fn descriptor(&self) -> &Descriptor {
         &self.referrers.first().expect("an image is reached through at least one index entry").descriptor
     }
 
+    /// Layout-relative path of the manifest blob.
     pub fn manifest_file(&self) -> String {
         blob_path(self.descriptor().digest())
     }
 
+    /// Layout-relative path of the config blob.
     pub fn config_file(&self) -> String {
         blob_path(self.manifest.config().digest())
     }
@@ -166,7 +172,10 @@ impl Image {
 /// be present and intact (OCI-BLOB-PRESENT, OCI-BLOB-INTEGRITY).
 #[derive(Default)]
 pub struct Walk {
+    /// Every image reached, each distinct manifest once.
     pub images: Vec<Image>,
+    /// Blobs that are only checked for presence and integrity, with where
+    /// findings about them point.
     pub opaque: Vec<(Descriptor, Location)>,
 }
 

@@ -17,37 +17,55 @@ use crate::scan;
 use crate::stats::{LayerStats, Tally};
 use crate::validate::Options;
 
+/// What `single-id inspect` reports about the images of a layout (the
+/// JSON output; the human output renders it).
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct InspectReport {
+    /// The version of this report's JSON format.
     pub report_version: u32,
+    /// The IMAGE argument, as given.
     pub target: String,
+    /// Every image inspected, in the order of the walk.
     pub images: Vec<ImageReport>,
     /// Problems that kept part of an image from being inspected (missing
     /// or unreadable blobs, for instance); `validate` explains them fully.
     pub findings: Vec<Finding>,
 }
 
+/// What one image records about ownership, and what unpacking it
+/// single-ID would change.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ImageReport {
+    /// The image's name, as in findings (see [`image::Image::name`]).
     pub name: String,
+    /// Digest of the image manifest.
     pub manifest: String,
+    /// What the image declares, and the effective value.
     pub id_flattening: Declarations,
+    /// `config.User`, when the config sets it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub config_user: Option<String>,
+    /// Each layer, in manifest order.
     pub layers: Vec<LayerReport>,
     /// All layers together.
     pub total: LayerStats,
+    /// What a single-ID consumer would change in the unpacked tree.
     pub on_unpack: Changes,
+    /// The id-flattening value the layers suggest.
     pub recommendation: Recommendation,
 }
 
+/// One layer of an image and what it records.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LayerReport {
+    /// Position in the manifest, counting from 0.
     pub index: usize,
+    /// The layer's blob digest.
     pub digest: String,
+    /// The layer's media type, as the manifest gives it.
     pub media_type: String,
     /// `None` when the layer could not be read (see findings).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -61,6 +79,8 @@ pub struct Changes {
     /// Entries whose recorded owner is replaced by the invoking user's
     /// (CONSUMER-OWNER): all of them, in this many distinct pairs.
     pub owners_replaced: u64,
+    /// Distinct UID:GID pairs among them, of those tracked individually
+    /// (see [`LayerStats::other_owners`]).
     pub distinct_owners: usize,
     /// Entries with a user or group name other than empty or `root`,
     /// whose names play no part.
@@ -79,13 +99,21 @@ pub struct Changes {
     pub user_loses_meaning: bool,
 }
 
+/// The value a producer should declare for an image.
 #[derive(Serialize)]
 pub struct Recommendation {
+    /// The value recommended.
     pub value: Value,
+    /// Why, in a sentence or two.
     pub reason: String,
+    /// The facts the recommendation is made from.
     pub assessment: Assessment,
 }
 
+/// Inspects every image of `reference` (or the one it names); `target` is
+/// the IMAGE argument as given, for the report. Fails when the layout
+/// cannot be opened or the named image is not there; what kept part of an
+/// image from being inspected is in the report's findings instead.
 pub fn inspect(reference: &Reference, target: String, options: &Options) -> Result<InspectReport, Error> {
     let layout = crate::layout::open(reference, &options.limits)?;
     let mut f = Findings::default();

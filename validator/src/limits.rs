@@ -61,7 +61,9 @@ impl Default for Limits {
 /// A limit was hit: what, and the flag that raises it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Exceeded {
+    /// What went over the limit, with the limit's value.
     pub what: String,
+    /// The command-line flag that sets the limit.
     pub flag: &'static str,
 }
 

@@ -5,17 +5,23 @@ use std::path::PathBuf;
 
 use crate::error::Error;
 
+/// What kind of IMAGE argument was given.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
+    /// `oci:PATH`: an OCI image layout directory.
     Directory,
+    /// `oci-archive:PATH`: a tar archive of an image layout.
     Archive,
     /// A bare path: a directory is a layout, a file an archive.
     Detect,
 }
 
+/// The image layout an IMAGE argument names, and the image in it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Reference {
+    /// How the path is to be read.
     pub kind: Kind,
+    /// The layout directory or archive.
     pub path: PathBuf,
     /// The `org.opencontainers.image.ref.name` to select, if any.
     pub ref_name: Option<String>,

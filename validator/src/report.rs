@@ -10,29 +10,44 @@ use crate::diagnostic::{Finding, Severity};
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ImageSummary {
+    /// The image's name, as in findings (see [`crate::image::Image::name`]).
     pub name: String,
+    /// Digest of the image manifest.
     pub manifest: String,
+    /// What the image declares, and the effective value.
     pub id_flattening: Declarations,
 }
 
+/// How many images were validated, and how many findings of each
+/// severity they gave.
 #[derive(Debug, Default, Serialize)]
 pub struct Summary {
+    /// Images validated.
     pub images: usize,
+    /// Findings of severity error.
     pub errors: usize,
+    /// Findings of severity warning.
     pub warnings: usize,
+    /// Findings of severity note.
     pub notes: usize,
 }
 
+/// The outcome of `single-id validate`, which every output format renders.
 #[derive(Debug, Serialize)]
 pub struct Report {
     /// The IMAGE argument, as given.
     pub target: String,
+    /// Every image validated, in the order of the walk.
     pub images: Vec<ImageSummary>,
+    /// Every finding, in the order the checks ran (the same for the same
+    /// image).
     pub findings: Vec<Finding>,
+    /// Counts of the above.
     pub summary: Summary,
 }
 
 impl Report {
+    /// A report of `findings` about `images`, with the counts made.
     pub fn new(target: String, images: Vec<ImageSummary>, findings: Vec<Finding>) -> Self {
         let mut summary = Summary { images: images.len(), ..Summary::default() };
         for f in &findings {

@@ -22,9 +22,12 @@ use crate::stats::{Collector, LayerStats};
 /// What reading one layer blob produced.
 #[derive(Default)]
 pub struct LayerScan {
+    /// Findings about the blob and its entries, the entries' grouped.
     pub findings: Vec<Finding>,
     /// `None` when the layer could not be read as a tar stream at all.
     pub stats: Option<LayerStats>,
+    /// What the layer creates and removes, for the hardlink checks across
+    /// layers; `None` unless the layer was read to its end.
     pub links: Option<LinkIndex>,
     /// sha256 of the uncompressed stream, when read to its end.
     pub diff_id: Option<String>,
@@ -33,8 +36,12 @@ pub struct LayerScan {
 /// One blob to read: a layer (with its position in the first image that
 /// uses it) or a blob that is only verified.
 pub struct Job {
+    /// The blob's descriptor.
     pub descriptor: Descriptor,
+    /// Where findings about the blob point.
     pub location: Location,
+    /// Read the blob as a layer; otherwise only its presence and digest
+    /// are checked.
     pub read_tar: bool,
 }
 

@@ -20,9 +20,12 @@ use crate::spec::xattr::{self, Class};
 /// together so that a hostile layer cannot grow the map without bound.
 pub const MAX_DISTINCT: usize = 1024;
 
+/// How many entries are in one category, with the paths of the first few.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Tally {
+    /// Entries counted, all of them.
     pub count: u64,
+    /// The first paths counted, at most the `max` given.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub examples: Vec<Example>,
 }
@@ -35,6 +38,7 @@ impl Tally {
         }
     }
 
+    /// Adds `other`'s count, and its examples while fewer than `max` are kept.
     pub fn merge(&mut self, other: &Tally, max: usize) {
         self.count += other.count;
         let room = max.saturating_sub(self.examples.len());
@@ -42,32 +46,45 @@ impl Tally {
     }
 }
 
+/// The entries recorded with one owner pair.
 #[derive(Clone, Debug, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OwnerTally {
+    /// The recorded UID.
     pub uid: u64,
+    /// The recorded GID.
     pub gid: u64,
+    /// Entries with this pair.
     #[serde(flatten)]
     pub tally: Tally,
 }
 
+/// The entries recorded with one pair of user and group names.
 #[derive(Clone, Debug, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NameTally {
+    /// The user name, escaped (and cut when very long).
     pub uname: String,
+    /// The group name, escaped (and cut when very long).
     pub gname: String,
+    /// Entries with these names.
     #[serde(flatten)]
     pub tally: Tally,
 }
 
+/// What one layer (or several, merged) records that flattening would
+/// change or lose.
 #[derive(Clone, Debug, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LayerStats {
+    /// Entries read, PAX global headers aside.
     pub entries: u64,
     /// Entries per UID:GID pair, most frequent first once finished.
     pub owners: Vec<OwnerTally>,
     /// Entries whose pair was not tracked because MAX_DISTINCT was reached.
     pub other_owners: u64,
+    /// Entries per user and group name pair, most frequent first once
+    /// finished; names a PAX record replaced count too.
     pub names: Vec<NameTally>,
     /// Entries named `root` whose UID (or GID, for the group name) is not 0.
     pub root_name_mismatch: Tally,
@@ -75,16 +92,25 @@ pub struct LayerStats {
     /// that hold entries the same account owns: a service's data, which
     /// only that account may use (a reason for `caution`).
     pub private_dirs: Tally,
+    /// Entries with the set-user-ID bit.
     pub setuid: Tally,
+    /// Entries with the set-group-ID bit.
     pub setgid: Tally,
     /// Entries with either bit (an entry with both counts once).
     pub setid_entries: u64,
+    /// Directories with the sticky bit.
     pub sticky_dirs: Tally,
+    /// Character and block devices.
     pub devices: Tally,
+    /// FIFOs.
     pub fifos: Tally,
+    /// Entries of a type that is not POSIX or GNU.
     pub unknown_types: Tally,
+    /// Hard links.
     pub hardlinks: u64,
+    /// Symbolic links.
     pub symlinks: u64,
+    /// Entries whose name starts with `.wh.` (opaque markers included).
     pub whiteouts: u64,
     /// `security.capability`.
     pub capabilities: Tally,
@@ -95,6 +121,8 @@ pub struct LayerStats {
     pub acls: Tally,
     /// Other `security.*`, `trusted.*` and `system.*` attributes.
     pub other_privileged_xattrs: Tally,
+    /// Other `user.` attributes, each counted; a consumer applies them
+    /// where it can.
     pub user_xattrs: u64,
 }
 
@@ -132,6 +160,7 @@ fn capped(name: &[u8]) -> Vec<u8> {
 }
 
 impl Collector {
+    /// A collector that keeps at most `max_examples` paths per category.
     pub fn new(max_examples: usize) -> Self {
         Collector {
             max: max_examples,
@@ -180,6 +209,7 @@ impl Collector {
         }
     }
 
+    /// The statistics of the entries seen, owners and names sorted.
     pub fn finish(mut self) -> LayerStats {
         self.flush_names();
         let mut owners: Vec<OwnerTally> =

@@ -13,6 +13,7 @@ use crate::rules::producer::{self, LayerFacts};
 use crate::rules::{DIFF_ID, LAYER_HARDLINK, layer, layout as layout_rules};
 use crate::scan::{self, Job, LayerScan};
 
+/// How `validate` and `inspect` read an image.
 #[derive(Clone, Debug)]
 pub struct Options {
     /// Example paths kept per grouped finding.

@@ -5,14 +5,22 @@
 use super::path::{Climbs, Normal};
 use crate::limits::Exceeded;
 
+/// The type of a tar entry, from its typeflag.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
+    /// A regular file (`0`, the old-style NUL, contiguous `7`, GNU sparse `S`).
     File,
+    /// A hard link (`1`) to an earlier entry.
     Hardlink,
+    /// A symbolic link (`2`).
     Symlink,
+    /// A character device (`3`).
     Char,
+    /// A block device (`4`).
     Block,
+    /// A directory (`5`, or an old-style file whose name ends in `/`).
     Dir,
+    /// A FIFO (`6`).
     Fifo,
     /// A PAX global header (`g`): not a file, but carried as an entry.
     Global,
@@ -21,6 +29,7 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// The type in words, for messages.
     pub fn name(self) -> &'static str {
         match self {
             Kind::File => "regular file",
@@ -35,6 +44,7 @@ impl Kind {
         }
     }
 
+    /// A character or block device.
     pub fn is_device(self) -> bool {
         matches!(self, Kind::Char | Kind::Block)
     }
@@ -70,24 +80,34 @@ impl Fault {
 /// One fault of an entry, with the field it concerns.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Problem {
+    /// The header field or record concerned (`path`, `uid`, `pax`, ...).
     pub field: &'static str,
+    /// What is wrong, and what readers make of it.
     pub detail: String,
+    /// What kind of departure this is.
     pub fault: Fault,
 }
 
+/// One tar entry as the major readers read it, with every way they
+/// disagree about it.
 #[derive(Clone, Debug)]
 pub struct Entry {
     /// The name as recorded (after PAX `path`, GNU long names and
     /// `GNU.sparse.name`).
     pub raw_path: Vec<u8>,
+    /// The normalised name, or `Climbs` when `..` leads above the root.
     pub path: Result<Normal, Climbs>,
+    /// The entry's type.
     pub kind: Kind,
     /// Permission and set-ID bits (07777); 0 when unreadable.
     pub mode: u32,
+    /// The owner's UID (a PAX `uid` overrides the header).
     pub uid: u64,
+    /// The owner's GID (a PAX `gid` overrides the header).
     pub gid: u64,
     /// User and group names (PAX `uname`/`gname` override the header).
     pub uname: Vec<u8>,
+    /// The group name (see `uname`).
     pub gname: Vec<u8>,
     /// Bytes the entry's data reader yields: the file's content (for a
     /// sparse file, expanded to its real size).
@@ -106,6 +126,7 @@ pub struct Entry {
     /// The entry was stored sparse (GNU `S`, or PAX `GNU.sparse.*`); its
     /// data reader expands it (CONSUMER-SPARSE).
     pub sparse: bool,
+    /// Every way the entry departs from what all readers agree on.
     pub problems: Vec<Problem>,
     /// The header's (user, group) names, when a PAX record replaced one.
     pub header_names: Option<(Vec<u8>, Vec<u8>)>,
@@ -117,10 +138,12 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// The recorded name, escaped for a report.
     pub fn display_path(&self) -> String {
         super::path::escape(&self.raw_path)
     }
 
+    /// Whether the entry carries the extended attribute `name`.
     pub fn has_xattr(&self, name: &[u8]) -> bool {
         self.xattrs.iter().any(|(n, _)| n == name)
     }

@@ -109,7 +109,9 @@ impl<R: io::BufRead> Read for Decoder<R> {
 pub struct Scanned {
     /// `sha256:` digest of the uncompressed stream.
     pub diff_id: String,
+    /// Bytes of the uncompressed stream.
     pub uncompressed: u64,
+    /// Entries handed to the sink, PAX global headers included.
     pub entries: u64,
     /// The stream stopped without the end-of-archive marker.
     pub missing_end_marker: bool,
@@ -132,6 +134,7 @@ pub struct StreamError {
     pub offset: u64,
     /// The last entry read completely, if any.
     pub after: Option<String>,
+    /// What went wrong, for a person.
     pub message: String,
     /// The sink stopped the scan, not the stream.
     pub from_sink: bool,

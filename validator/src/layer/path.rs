@@ -11,6 +11,8 @@ pub struct Normal(pub Vec<u8>);
 pub struct Climbs;
 
 impl Normal {
+    /// Normalises a raw entry name or link target; fails when `..` climbs
+    /// above the root.
     pub fn parse(raw: &[u8]) -> Result<Normal, Climbs> {
         let mut parts: Vec<&[u8]> = Vec::new();
         for c in raw.split(|b| *b == b'/') {
@@ -25,6 +27,7 @@ impl Normal {
         Ok(Normal(parts.join(&b'/')))
     }
 
+    /// The path is the root (what `.`, `/` or an empty name normalise to).
     pub fn is_root(&self) -> bool {
         self.0.is_empty()
     }
@@ -47,10 +50,13 @@ impl Normal {
         self.0.iter().enumerate().filter(|(_, b)| **b == b'/').map(|(i, _)| &self.0[..i])
     }
 
+    /// Each component, from the top down (none for the root).
     pub fn components(&self) -> impl Iterator<Item = &[u8]> {
         self.0.split(|b| *b == b'/').filter(|c| !c.is_empty())
     }
 
+    /// This path with `name` appended below it (`name` is taken as it is,
+    /// not normalised).
     pub fn join(&self, name: &[u8]) -> Normal {
         if self.is_root() {
             return Normal(name.to_vec());
@@ -61,6 +67,7 @@ impl Normal {
         Normal(v)
     }
 
+    /// The path, escaped for a report.
     pub fn display(&self) -> String {
         escape(&self.0)
     }

@@ -30,7 +30,9 @@ const BLOCK: usize = 512;
 /// layer materializes without them being in the stream.
 #[derive(Debug, Default)]
 pub struct Meter {
+    /// Compressed bytes the decoder has read.
     pub compressed: AtomicU64,
+    /// Bytes of the holes of the sparse files met so far.
     pub holes: AtomicU64,
     /// The longest name or comment of a gzip member header seen.
     pub gzip_header_string: AtomicU64,
@@ -39,9 +41,11 @@ pub struct Meter {
 /// Why the stream cannot be read further.
 #[derive(Debug)]
 pub enum ReadError {
+    /// The underlying stream failed (a decoder error included).
     Io(io::Error),
     /// A header that no reader accepts, or data cut short.
     Format(String),
+    /// A resource limit was reached.
     Limit(Exceeded),
 }
 
@@ -117,6 +121,8 @@ impl Pending {
     }
 }
 
+/// Reads tar entries one after the other from an uncompressed stream;
+/// [`TarReader::data`] reads the content of the current one.
 pub struct TarReader<R> {
     inner: R,
     /// Stream bytes consumed.
@@ -128,6 +134,8 @@ pub struct TarReader<R> {
 }
 
 impl<R: Read> TarReader<R> {
+    /// A reader at the start of `inner`, holding to `limits`; sparse holes
+    /// are counted in `meter`.
     pub fn new(inner: R, limits: Limits, meter: Arc<Meter>) -> Self {
         TarReader { inner, pos: 0, limits, meter, data: Data::default(), scratch: Vec::new() }
     }
@@ -137,6 +145,7 @@ impl<R: Read> TarReader<R> {
         self.pos
     }
 
+    /// The underlying stream, positioned after the last block read.
     pub fn into_inner(self) -> R {
         self.inner
     }

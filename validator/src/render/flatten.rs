@@ -6,6 +6,7 @@ use std::fmt::Write;
 use crate::flatten::{Changes, FlattenReport, ImageReport};
 use crate::rules::producer::entries;
 
+/// The text summary of a finished flatten.
 pub fn render(report: &FlattenReport) -> String {
     let mut out = String::new();
     let compression = match report.compression {

@@ -5,6 +5,8 @@ use std::fmt::Write;
 use crate::inspect::{ImageReport, InspectReport};
 use crate::stats::{LayerStats, Tally};
 
+/// The text view of `single-id inspect`: per image, what the layers
+/// record, what a single-ID consumer changes, and the value recommended.
 pub fn render(report: &InspectReport) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "inspecting {}", report.target);

@@ -15,6 +15,7 @@ struct Document<'a> {
     report: &'a Report,
 }
 
+/// The report as pretty-printed JSON, with its version, ending in a newline.
 pub fn render(report: &Report) -> String {
     let doc = Document { report_version: REPORT_VERSION, report };
     let mut out = serde_json::to_string_pretty(&doc).expect("a report always serialises");

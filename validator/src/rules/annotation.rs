@@ -15,6 +15,7 @@ use crate::diagnostic::{Findings, Location};
 pub struct Source<'a> {
     /// `manifest`, `config-label` or `index-descriptor`.
     pub place: &'static str,
+    /// Layout-relative file holding the map.
     pub file: String,
     /// JSON pointer of the map inside `file`.
     pub pointer: String,
@@ -26,6 +27,7 @@ pub struct Source<'a> {
 /// The kind of manifest the declarations belong to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Manifest {
+    /// An OCI image manifest, which has `annotations` of its own.
     Oci,
     /// Docker schema 2: no `annotations` of its own, so the config Labels
     /// carry the declaration (ANNOTATION-DOCKER).

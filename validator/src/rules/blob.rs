@@ -25,7 +25,10 @@ fn at(desc: &Descriptor, loc: &Location) -> Location {
 /// An opened blob, hashing as it is read (unless its digest algorithm is
 /// unknown, which has been reported already).
 pub struct OpenBlob {
+    /// The blob's bytes, hashed with the descriptor's algorithm as they
+    /// are read.
     pub reader: HashingReader<Box<dyn Read + Send>>,
+    /// The blob's size as stored in the layout.
     pub len: u64,
 }
 

@@ -76,6 +76,8 @@ impl LinkIndex {
     }
 }
 
+/// The sink that applies the rules on entries to one layer, grouping its
+/// findings per rule and message.
 pub struct LayerRules<'a> {
     keys: &'a RandomState,
     at: Location,
@@ -108,6 +110,8 @@ impl<'a> LayerRules<'a> {
         }
     }
 
+    /// The findings of the layer, and what it created and removed for the
+    /// checks across layers.
     pub fn finish(self) -> (Groups, LinkIndex) {
         (self.groups, self.index)
     }

@@ -15,12 +15,15 @@ use crate::diagnostic::{Rule, Severity};
 
 macro_rules! rules {
     ($( $name:ident = $id:literal, $sev:ident, $clause:literal, $summary:literal; )*) => {
-        $( pub static $name: Rule = Rule {
-            id: $id,
-            severity: Severity::$sev,
-            clause: $clause,
-            summary: $summary,
-        }; )*
+        $(
+            #[doc = $summary]
+            pub static $name: Rule = Rule {
+                id: $id,
+                severity: Severity::$sev,
+                clause: $clause,
+                summary: $summary,
+            };
+        )*
         /// Every rule, in documentation order.
         pub static ALL: &[&Rule] = &[$( &$name ),*];
     };

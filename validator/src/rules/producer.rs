@@ -17,7 +17,9 @@ pub use crate::spec::ids::root_user;
 
 /// One layer's statistics with where findings about it point.
 pub struct LayerFacts<'a> {
+    /// What the layer records.
     pub stats: &'a LayerStats,
+    /// Where findings about the layer point.
     pub at: Location,
 }
 
@@ -38,14 +40,18 @@ fn distinct(layers: &[LayerFacts<'_>], pick: fn(u64, u64) -> u64, max: usize) ->
 #[derive(Debug, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Assessment {
+    /// Every distinct UID among the owner pairs the layers track, ascending.
     pub uids: Vec<u64>,
+    /// Every distinct GID among the owner pairs the layers track, ascending.
     pub gids: Vec<u64>,
     /// Entries whose owner pair was not tracked individually.
     pub untracked_owners: u64,
     /// Entries with a name other than empty or `root`, or named `root`
     /// with a non-zero ID.
     pub bad_names: u64,
+    /// Entries with the set-user-ID or set-group-ID bit.
     pub setid: u64,
+    /// Character and block devices.
     pub devices: u64,
     /// `security.capability` and ACLs.
     pub id_xattrs: u64,
@@ -53,10 +59,13 @@ pub struct Assessment {
     pub owner_xattrs: u64,
     /// Directories private to a non-root account that owns what is inside.
     pub private_dirs: Tally,
+    /// `config.User`, when the config sets it.
     pub config_user: Option<String>,
 }
 
 impl Assessment {
+    /// The facts of an image whose layers are `layers` and whose config
+    /// sets `config_user`.
     pub fn of(layers: &[LayerFacts<'_>], config_user: Option<&str>) -> Self {
         let mut a = Assessment { config_user: config_user.map(str::to_string), ..Assessment::default() };
         a.uids = distinct(layers, |u, _| u, 0).into_keys().collect();

@@ -4,25 +4,35 @@
 
 use oci_spec::image::MediaType;
 
+/// An OCI image index.
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+/// An OCI image manifest.
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+/// An OCI image config.
 pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+/// A Docker manifest list, read as an index.
 pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+/// A Docker schema 2 manifest.
 pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+/// The config of a Docker schema 2 image.
 pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
 
 /// What a descriptor's media type makes of its blob.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Document {
+    /// An OCI index or a Docker manifest list.
     Index,
     /// An OCI image manifest.
     Manifest,
     /// A Docker schema 2 manifest: no `annotations` member of its own, so
     /// the config Labels carry the declaration (ANNOTATION-DOCKER).
     DockerManifest,
+    /// Anything else (a config, a layer, an artifact): not a document the
+    /// walk follows.
     Other,
 }
 
+/// What a descriptor with media type `t` points at.
 pub fn document(t: &MediaType) -> Document {
     match t {
         MediaType::ImageIndex => Document::Index,
@@ -45,8 +55,11 @@ pub fn is_image_config(t: &MediaType) -> bool {
 /// How a layer blob is compressed, from its media type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Compression {
+    /// An uncompressed tar stream.
     None,
+    /// gzip, possibly several members one after the other.
     Gzip,
+    /// Zstandard.
     Zstd,
 }
 

@@ -25,6 +25,7 @@ pub enum Name<'a> {
 }
 
 impl Name<'_> {
+    /// Any `.wh.` name, valid or not.
     pub fn is_whiteout(self) -> bool {
         self != Name::Plain
     }

@@ -28,6 +28,7 @@ pub enum Class {
 const OWNER_BEARING: [&[u8]; 4] =
     [b"user.rootlesscontainers", b"user.containers.override_stat", b"user.overlay.", b"user.fuseoverlayfs."];
 
+/// What the attribute `name` carries.
 pub fn classify(name: &[u8]) -> Class {
     match name {
         b"security.capability" => Class::Capability,
