@@ -345,6 +345,13 @@ impl Unpacker {
     /// `e`, after removing (or, with `keep_partial`, keeping) what was
     /// written, saying which.
     fn fail(self, e: Error) -> Error {
+        // A signal stops the layer reader mid-stream; the stream is not
+        // at fault, so no finding blames it.
+        let e = if crate::interrupt::requested() {
+            Error::Interrupted { message: "stopped by a signal".into() }
+        } else {
+            e
+        };
         let dest = self.dest.display().to_string();
         if self.keep_partial {
             return e.and(&format!("the partial tree is left in {dest} (--keep-partial)"));
