@@ -721,3 +721,87 @@ fn whiteout_after_an_entry_beneath_it_still_removes_the_directory() {
         );
     }
 }
+
+/// A PAX `mtime` as producers write it: whole seconds (before the epoch
+/// too, and past what the 11-digit octal header field holds) with a
+/// fraction of one to nine digits.
+fn pax_mtime() -> impl Strategy<Value = String> {
+    (any::<bool>(), 0u64..(1 << 40), proptest::collection::vec(0u8..10, 1..10)).prop_map(|(negative, secs, digits)| {
+        let fraction: String = digits.iter().map(|d| char::from(b'0' + d)).collect();
+        format!("{}{secs}.{fraction}", if negative { "-" } else { "" })
+    })
+}
+
+/// The PAX `mtime` record of each entry of a plain tar stream, by name.
+fn pax_mtimes(tar: &[u8]) -> BTreeMap<String, Vec<u8>> {
+    let field = |block: &[u8], at: usize, len: usize| {
+        let raw = &block[at..at + len];
+        raw[..raw.iter().position(|b| *b == 0).unwrap_or(len)].to_vec()
+    };
+    let mut out = BTreeMap::new();
+    let mut pending: Option<Vec<u8>> = None;
+    let mut at = 0;
+    while at + 512 <= tar.len() && tar[at..at + 512].iter().any(|b| *b != 0) {
+        let block = &tar[at..at + 512];
+        let size_text = String::from_utf8(field(block, 124, 12)).unwrap();
+        let size = u64::from_str_radix(size_text.trim(), 8).unwrap() as usize;
+        let data = &tar[at + 512..at + 512 + size];
+        if block[156] == b'x' {
+            let mut rest = data;
+            while let Some(space) = rest.iter().position(|b| *b == b' ') {
+                let len: usize = std::str::from_utf8(&rest[..space]).unwrap().parse().unwrap();
+                let record = &rest[space + 1..len - 1];
+                if let Some(value) = record.strip_prefix(b"mtime=") {
+                    pending = Some(value.to_vec());
+                }
+                rest = &rest[len..];
+            }
+        } else if let Some(mtime) = pending.take() {
+            out.insert(String::from_utf8(field(block, 0, 100)).unwrap(), mtime);
+        }
+        at += 512 + size.div_ceil(512) * 512;
+    }
+    out
+}
+
+/// flatten writes every fractional PAX `mtime` back byte for byte, never
+/// rounded to whole seconds.
+#[test]
+fn flatten_keeps_fractional_pax_mtimes_byte_for_byte() {
+    let mut runner = runner(16, 0x5eed_0004);
+    let result = runner.run(&proptest::collection::vec(pax_mtime(), 1..40), |mtimes| {
+        let t = TestDir::new();
+        let mut tar = Vec::new();
+        let mut expected = BTreeMap::new();
+        for (i, m) in mtimes.iter().enumerate() {
+            let name = format!("f{i}");
+            tar.extend(support::rawtar::pax(b'x', &[(b"mtime", m.as_bytes())]));
+            tar.extend(support::rawtar::file(name.as_bytes(), b"x"));
+            expected.insert(name, m.as_bytes().to_vec());
+        }
+        tar.extend(support::rawtar::end());
+        let mut oci = OciDir::create(t.join("image"));
+        let mut spec = ImageSpec::declared("latest", Some("allowed"));
+        spec.layers = vec![(tar, Compression::None)];
+        oci.add_image(&spec);
+
+        let f = t.run(&["flatten", "image", "flat"]);
+        ensure(f.code() == 0, || format!("flatten exit {}: {}\n{mtimes:?}", f.code(), f.stderr()))?;
+        let flat = OciDir::open(t.join("flat"));
+        let index: Value = serde_json::from_slice(&fs::read(t.join("flat/index.json")).unwrap()).unwrap();
+        let manifest = flat.read(&index["manifests"][0]);
+        let layer = fs::read(flat.blob_file(manifest["layers"][0]["digest"].as_str().unwrap())).unwrap();
+        let found = pax_mtimes(&layer);
+        ensure(found == expected, || {
+            let show = |m: &BTreeMap<String, Vec<u8>>| -> Vec<String> {
+                m.iter().map(|(k, v)| format!("{k}={}", String::from_utf8_lossy(v))).collect()
+            };
+            format!("flatten rewrote PAX mtimes:\n  in:  {:?}\n  out: {:?}", show(&expected), show(&found))
+        })
+    });
+    match result {
+        Ok(()) => {}
+        Err(proptest::test_runner::TestError::Fail(reason, _)) => panic!("{reason}"),
+        Err(e) => panic!("{e}"),
+    }
+}
