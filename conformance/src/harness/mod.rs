@@ -498,243 +498,333 @@ fn untouched(dest: &DestState) -> bool {
 
 fn run_fixture(ctx: &Ctx, f: &Fixture) -> Result<FixtureReport, Error> {
     let exp = &f.expectation;
-    let mut ids: Vec<(String, Level, bool)> = exp.requirements.iter().map(|r| (r.id.clone(), r.level, true)).collect();
-    if !ids.iter().any(|(id, _, _)| id == CONTAINED) {
-        ids.push((CONTAINED.to_string(), Level::Must, false));
-    }
-    let mut ledger = Ledger::new(ids.iter().map(|(id, level, _)| (id.as_str(), *level)));
-    let listed: Vec<String> = exp.requirements.iter().map(|r| r.id.clone()).collect();
-    let without_contained: Vec<String> = listed.iter().filter(|r| *r != CONTAINED).cloned().collect();
-    let annotations = annotation_ids(&listed);
-    let mut runs = Vec::new();
-    let mut last_tree: Option<Tree> = None;
-    // Whether the adapter asks for consent for images of this value, as
-    // the probe image showed.
-    let asks = ctx.asks.get(&exp.effective_value).copied().unwrap_or(false);
+    let ids = requirement_ids(exp);
+    let mut fixture = FixtureRun::new(ctx, f, &ids);
     match exp.outcome {
-        Outcome::Unpack => {
-            let value = exp.effective_value;
-            let may = policy_may(value).filter(|id| listed.iter().any(|r| r == id));
-            let policy_matters = may.is_some() || !annotations.is_empty();
-            // A consumer that asks for consent for every image of this
-            // value is given it at once, unless the fixture is about that.
-            let mut consent = asks && !policy_matters;
-            let (mut rec, mut dest) = attempt(ctx, f, consent, 0, &mut ledger)?;
-            if !consent && !rec.succeeded() && untouched(&dest) {
-                // A refusal: try again with consent.
-                runs.push(rec);
-                consent = true;
-                let again = attempt(ctx, f, true, 1, &mut ledger)?;
-                (rec, dest) = again;
-                if rec.succeeded() {
-                    if let Some(id) = may {
-                        ledger.observe(id, false, &format!("refused this {} image without consent", value.name()));
-                    }
-                    ledger.checked(&annotations);
-                    if !asks {
-                        ledger.differ(
-                            &annotations,
-                            Difference {
-                                run: 0,
-                                path: String::new(),
-                                check: Check::ExitStatus,
-                                expected: format!(
-                                    "0: an unpack without consent, as for the harness's {} probe image (effective value {})",
-                                    value.name(),
-                                    value.name()
-                                ),
-                                found: format!(
-                                    "{}, and an unpack with SINGLE_ID_CONFIRM=1: the image was read as more cautious than {}",
-                                    runs[0].status_text(),
-                                    value.name()
-                                ),
-                            },
-                        );
-                    }
-                }
-            } else if !consent && rec.succeeded() {
-                if let Some(id) = may {
-                    ledger.observe(id, true, &format!("unpacked this {} image without consent", value.name()));
-                }
-                ledger.checked(&annotations);
-                if asks {
-                    ledger.differ(
-                        &annotations,
-                        Difference {
-                            run: 0,
-                            path: String::new(),
-                            check: Check::ExitStatus,
-                            expected: format!(
-                                "a refusal without consent, as for the harness's {} probe image (effective value {})",
-                                value.name(),
-                                value.name()
-                            ),
-                            found: format!(
-                                "{}: the image was read as less cautious than {}",
-                                rec.status_text(),
-                                value.name()
-                            ),
-                        },
-                    );
-                }
-            }
-            let run = runs.len();
-            let how = if consent { " with SINGLE_ID_CONFIRM=1" } else { "" };
-            if !rec.succeeded() {
-                unpack_failed(exp, &rec, how, &without_contained, &mut ledger);
-            } else {
-                ledger.checked(&without_contained);
-                check_dest(ctx, exp, &dest, Scope::Full, run, &rec.searchable, &without_contained, &mut ledger);
-                if let DestState::Tree(t) = dest {
-                    last_tree = Some(t);
-                }
-            }
-            runs.push(rec);
-        }
-        Outcome::Any => {
-            let (rec, dest) = attempt(ctx, f, asks, 0, &mut ledger)?;
-            let scope = if rec.succeeded() {
-                Scope::Full
-            } else {
-                let why = format!(
-                    "the adapter {}, which this fixture allows; after a failed unpack only absent paths and the global checks apply, and none concerns this requirement",
-                    rec.status_text()
-                );
-                ledger.skip_unless_checked(&without_contained, &why);
-                Scope::AfterFailure
-            };
-            if !matches!(dest, DestState::Gone) || scope == Scope::Full {
-                check_dest(ctx, exp, &dest, scope, 0, &rec.searchable, &without_contained, &mut ledger);
-                if let DestState::Tree(t) = dest {
-                    last_tree = Some(t);
-                }
-            }
-            runs.push(rec);
-        }
-        Outcome::Fail => {
-            let (rec, dest) = attempt(ctx, f, asks, 0, &mut ledger)?;
-            ledger.checked(&without_contained);
-            if rec.exit_code == Some(0) && !rec.timed_out {
-                ledger.differ(
-                    &without_contained,
-                    Difference {
-                        run: 0,
-                        path: String::new(),
-                        check: Check::ExitStatus,
-                        expected:
-                            "non-zero: this image cannot be unpacked completely, and the failure must be reported"
-                                .into(),
-                        found: rec.status_text(),
-                    },
-                );
-            }
-            if !matches!(dest, DestState::Gone) {
-                check_dest(ctx, exp, &dest, Scope::AfterFailure, 0, &rec.searchable, &without_contained, &mut ledger);
-                if let DestState::Tree(t) = dest {
-                    last_tree = Some(t);
-                }
-            }
-            runs.push(rec);
-        }
-        Outcome::RefuseThenUnpack => {
-            let mut policy: Vec<String> =
-                listed.iter().filter(|r| *r == POLICY_CAUTION || *r == POLICY_UNKNOWN).cloned().collect();
-            let names_key = !policy.is_empty();
-            if policy.is_empty() {
-                policy = without_contained.clone();
-            }
-            // A consumer that flattens without consent has read the wrong
-            // effective value: that counts against the annotation
-            // requirement that fixes the value as well.
-            let mut value_wrong = policy.clone();
-            value_wrong.extend(annotations.iter().filter(|a| !policy.contains(a)).cloned());
-            let rest: Vec<String> = without_contained.iter().filter(|r| !value_wrong.contains(r)).cloned().collect();
-
-            let (rec, dest) = attempt(ctx, f, false, 0, &mut ledger)?;
-            ledger.checked(&value_wrong);
-            if rec.exit_code == Some(0) || rec.exit_code.is_none() {
-                ledger.differ(
-                    &value_wrong,
-                    Difference {
-                        run: 0,
-                        path: String::new(),
-                        check: Check::ExitStatus,
-                        expected: "non-zero: a refusal, without SINGLE_ID_CONFIRM".into(),
-                        found: rec.status_text(),
-                    },
-                );
-            }
-            let left = dest.entries();
-            if !left.is_empty() || matches!(dest, DestState::Broken(_)) {
-                let found = match &dest {
-                    DestState::Broken(why) => why.clone(),
-                    _ => format!("{} entries: {}", left.len(), first_few(&left)),
-                };
-                ledger.differ(
-                    &policy,
-                    Difference {
-                        run: 0,
-                        path: String::new(),
-                        check: Check::DestEmpty,
-                        expected: "DEST empty: nothing written without consent".into(),
-                        found,
-                    },
-                );
-            }
-            if names_key && rec.exit_code.is_some_and(|c| c != 0) && !KEYS.iter().any(|k| rec.searchable.contains(k)) {
-                ledger.differ(
-                    &policy,
-                    Difference {
-                        run: 0,
-                        path: String::new(),
-                        check: Check::Notice,
-                        expected: format!("a message naming {} or {}", KEYS[0], KEYS[1]),
-                        found: "neither key appears in stdout or stderr".into(),
-                    },
-                );
-            }
-            runs.push(rec);
-
-            let (rec, dest) = attempt(ctx, f, true, 1, &mut ledger)?;
-            if !rec.succeeded() {
-                ledger.differ(
-                    &policy,
-                    Difference {
-                        run: 1,
-                        path: String::new(),
-                        check: Check::ExitStatus,
-                        expected: "0: an unpack, with SINGLE_ID_CONFIRM=1".into(),
-                        found: rec.status_text(),
-                    },
-                );
-                unpack_failed(exp, &rec, " with SINGLE_ID_CONFIRM=1", &rest, &mut ledger);
-            } else {
-                ledger.checked(&rest);
-                check_dest(ctx, exp, &dest, Scope::Full, 1, &rec.searchable, &without_contained, &mut ledger);
-                if let DestState::Tree(t) = dest {
-                    last_tree = Some(t);
-                }
-            }
-            runs.push(rec);
-        }
+        Outcome::Unpack => fixture.unpack()?,
+        Outcome::Any => fixture.any()?,
+        Outcome::Fail => fixture.fail()?,
+        Outcome::RefuseThenUnpack => fixture.refuse_then_unpack()?,
     }
     // What this fixture's checks depend on: a need that fails, or an
     // assumed-absent path that exists, turns the other failures into
     // blocked results.
-    let needs_failing: Vec<&String> = exp.needs.iter().filter(|n| ledger.failing(n)).collect();
-    if !needs_failing.is_empty() {
-        let others: Vec<String> = without_contained.iter().filter(|r| !exp.needs.contains(r)).cloned().collect();
+    fixture.block_on_needs();
+    fixture.block_on_assumptions();
+    let results = fixture.results(ids);
+    Ok(FixtureReport {
+        case: exp.case.clone(),
+        description: exp.description.clone(),
+        reference: exp.reference.clone(),
+        outcome: exp.outcome,
+        runs: fixture.runs,
+        results,
+    })
+}
+
+/// Every requirement a fixture is scored on, with its level and whether
+/// the fixture lists it: CONSUMER-CONTAINED is checked on every fixture,
+/// listed or not.
+fn requirement_ids(exp: &Expectation) -> Vec<(String, Level, bool)> {
+    let mut ids: Vec<(String, Level, bool)> = exp.requirements.iter().map(|r| (r.id.clone(), r.level, true)).collect();
+    if !ids.iter().any(|(id, _, _)| id == CONTAINED) {
+        ids.push((CONTAINED.to_string(), Level::Must, false));
+    }
+    ids
+}
+
+/// One fixture being run: the adapter's runs so far, the ledger they
+/// are recorded in, and the tree the last checked run left in DEST.
+struct FixtureRun<'a> {
+    ctx: &'a Ctx<'a>,
+    f: &'a Fixture,
+    exp: &'a Expectation,
+    /// The requirements the fixture lists.
+    listed: Vec<String>,
+    /// The same without CONSUMER-CONTAINED, which [`attempt`] records.
+    without_contained: Vec<String>,
+    /// The listed annotation requirements (see [`annotation_ids`]).
+    annotations: Vec<String>,
+    /// Whether the adapter asks for consent for images of this value, as
+    /// the probe image showed.
+    asks: bool,
+    ledger: Ledger,
+    runs: Vec<RunRecord>,
+    /// What the assumed-absent paths are looked up in.
+    last_tree: Option<Tree>,
+}
+
+impl<'a> FixtureRun<'a> {
+    fn new(ctx: &'a Ctx<'a>, f: &'a Fixture, ids: &[(String, Level, bool)]) -> Self {
+        let exp = &f.expectation;
+        let listed: Vec<String> = exp.requirements.iter().map(|r| r.id.clone()).collect();
+        let without_contained: Vec<String> = listed.iter().filter(|r| *r != CONTAINED).cloned().collect();
+        let annotations = annotation_ids(&listed);
+        FixtureRun {
+            ctx,
+            f,
+            exp,
+            ledger: Ledger::new(ids.iter().map(|(id, level, _)| (id.as_str(), *level))),
+            listed,
+            without_contained,
+            annotations,
+            asks: ctx.asks.get(&exp.effective_value).copied().unwrap_or(false),
+            runs: Vec::new(),
+            last_tree: None,
+        }
+    }
+
+    fn attempt(&mut self, consent: bool, run: usize) -> Result<(RunRecord, DestState), Error> {
+        attempt(self.ctx, self.f, consent, run, &mut self.ledger)
+    }
+
+    /// Compares DEST with what the fixture expects, and keeps its tree for
+    /// the assumed-absent paths (see [`Self::block_on_assumptions`]).
+    fn check_dest(&mut self, dest: DestState, scope: Scope, run: usize, rec: &RunRecord) {
+        check_dest(self.ctx, self.exp, &dest, scope, run, &rec.searchable, &self.without_contained, &mut self.ledger);
+        if let DestState::Tree(t) = dest {
+            self.last_tree = Some(t);
+        }
+    }
+
+    /// A run that should have unpacked: the tree is checked if it did,
+    /// `reqs` fail (or are blocked) if it did not. `how` says whether it
+    /// ran with consent, for the reason given.
+    fn judge_unpack(&mut self, rec: RunRecord, dest: DestState, run: usize, how: &str, reqs: &[String]) {
+        if !rec.succeeded() {
+            unpack_failed(self.exp, &rec, how, reqs, &mut self.ledger);
+        } else {
+            self.ledger.checked(reqs);
+            self.check_dest(dest, Scope::Full, run, &rec);
+        }
+        self.runs.push(rec);
+    }
+
+    /// Outcome `unpack`: the adapter unpacks the image, with consent if it
+    /// refused without; whether it asked is judged against the probe.
+    fn unpack(&mut self) -> Result<(), Error> {
+        let value = self.exp.effective_value;
+        let may = policy_may(value).filter(|id| self.listed.iter().any(|r| r == id));
+        let policy_matters = may.is_some() || !self.annotations.is_empty();
+        // A consumer that asks for consent for every image of this
+        // value is given it at once, unless the fixture is about that.
+        let mut consent = self.asks && !policy_matters;
+        let (mut rec, mut dest) = self.attempt(consent, 0)?;
+        if !consent && !rec.succeeded() && untouched(&dest) {
+            // A refusal: try again with consent.
+            self.runs.push(rec);
+            consent = true;
+            let again = self.attempt(true, 1)?;
+            (rec, dest) = again;
+            if rec.succeeded() {
+                self.refused_then_unpacked(value, may);
+            }
+        } else if !consent && rec.succeeded() {
+            self.unpacked_without_consent(value, may, &rec);
+        }
+        let run = self.runs.len();
+        let how = if consent { " with SINGLE_ID_CONFIRM=1" } else { "" };
+        let reqs = self.without_contained.clone();
+        self.judge_unpack(rec, dest, run, how, &reqs);
+        Ok(())
+    }
+
+    /// The adapter refused the image without consent and unpacked it with
+    /// consent: the MAY policy is not implemented, and the annotations
+    /// were misread unless the probe of this value was refused too.
+    fn refused_then_unpacked(&mut self, value: Value, may: Option<&str>) {
+        if let Some(id) = may {
+            self.ledger.observe(id, false, &format!("refused this {} image without consent", value.name()));
+        }
+        self.ledger.checked(&self.annotations);
+        if !self.asks {
+            self.ledger.differ(
+                &self.annotations,
+                Difference {
+                    run: 0,
+                    path: String::new(),
+                    check: Check::ExitStatus,
+                    expected: format!(
+                        "0: an unpack without consent, as for the harness's {} probe image (effective value {})",
+                        value.name(),
+                        value.name()
+                    ),
+                    found: format!(
+                        "{}, and an unpack with SINGLE_ID_CONFIRM=1: the image was read as more cautious than {}",
+                        self.runs[0].status_text(),
+                        value.name()
+                    ),
+                },
+            );
+        }
+    }
+
+    /// The adapter unpacked the image without consent: the MAY policy is
+    /// implemented, and the annotations were misread if the probe of this
+    /// value was refused.
+    fn unpacked_without_consent(&mut self, value: Value, may: Option<&str>, rec: &RunRecord) {
+        if let Some(id) = may {
+            self.ledger.observe(id, true, &format!("unpacked this {} image without consent", value.name()));
+        }
+        self.ledger.checked(&self.annotations);
+        if self.asks {
+            self.ledger.differ(
+                &self.annotations,
+                Difference {
+                    run: 0,
+                    path: String::new(),
+                    check: Check::ExitStatus,
+                    expected: format!(
+                        "a refusal without consent, as for the harness's {} probe image (effective value {})",
+                        value.name(),
+                        value.name()
+                    ),
+                    found: format!("{}: the image was read as less cautious than {}", rec.status_text(), value.name()),
+                },
+            );
+        }
+    }
+
+    /// Outcome `any`: the adapter may unpack or fail; after a failure only
+    /// what DEST must not hold is checked.
+    fn any(&mut self) -> Result<(), Error> {
+        let (rec, dest) = self.attempt(self.asks, 0)?;
+        let scope = if rec.succeeded() {
+            Scope::Full
+        } else {
+            let why = format!(
+                "the adapter {}, which this fixture allows; after a failed unpack only absent paths and the global checks apply, and none concerns this requirement",
+                rec.status_text()
+            );
+            self.ledger.skip_unless_checked(&self.without_contained, &why);
+            Scope::AfterFailure
+        };
+        if !matches!(dest, DestState::Gone) || scope == Scope::Full {
+            self.check_dest(dest, scope, 0, &rec);
+        }
+        self.runs.push(rec);
+        Ok(())
+    }
+
+    /// Outcome `fail`: the adapter must report that it could not unpack
+    /// the image completely.
+    fn fail(&mut self) -> Result<(), Error> {
+        let (rec, dest) = self.attempt(self.asks, 0)?;
+        self.ledger.checked(&self.without_contained);
+        if rec.exit_code == Some(0) && !rec.timed_out {
+            self.ledger.differ(
+                &self.without_contained,
+                Difference {
+                    run: 0,
+                    path: String::new(),
+                    check: Check::ExitStatus,
+                    expected: "non-zero: this image cannot be unpacked completely, and the failure must be reported"
+                        .into(),
+                    found: rec.status_text(),
+                },
+            );
+        }
+        if !matches!(dest, DestState::Gone) {
+            self.check_dest(dest, Scope::AfterFailure, 0, &rec);
+        }
+        self.runs.push(rec);
+        Ok(())
+    }
+
+    /// Outcome `refuse-then-unpack`: without consent the adapter must
+    /// refuse and write nothing; with consent it must unpack.
+    fn refuse_then_unpack(&mut self) -> Result<(), Error> {
+        let groups = RefusalGroups::of(&self.listed, &self.without_contained, &self.annotations);
+        let (rec, dest) = self.attempt(false, 0)?;
+        self.judge_refusal(&rec, &dest, &groups);
+        self.runs.push(rec);
+
+        let (rec, dest) = self.attempt(true, 1)?;
+        if !rec.succeeded() {
+            self.ledger.differ(
+                &groups.policy,
+                Difference {
+                    run: 1,
+                    path: String::new(),
+                    check: Check::ExitStatus,
+                    expected: "0: an unpack, with SINGLE_ID_CONFIRM=1".into(),
+                    found: rec.status_text(),
+                },
+            );
+        }
+        self.judge_unpack(rec, dest, 1, " with SINGLE_ID_CONFIRM=1", &groups.rest);
+        Ok(())
+    }
+
+    /// The run without consent of a refuse-then-unpack fixture: it must
+    /// fail, leave DEST empty and, when the fixture is about the policy,
+    /// name the annotation key it refused for.
+    fn judge_refusal(&mut self, rec: &RunRecord, dest: &DestState, groups: &RefusalGroups) {
+        self.ledger.checked(&groups.value_wrong);
+        if rec.exit_code == Some(0) || rec.exit_code.is_none() {
+            self.ledger.differ(
+                &groups.value_wrong,
+                Difference {
+                    run: 0,
+                    path: String::new(),
+                    check: Check::ExitStatus,
+                    expected: "non-zero: a refusal, without SINGLE_ID_CONFIRM".into(),
+                    found: rec.status_text(),
+                },
+            );
+        }
+        if let Some(found) = written_without_consent(dest) {
+            self.ledger.differ(
+                &groups.policy,
+                Difference {
+                    run: 0,
+                    path: String::new(),
+                    check: Check::DestEmpty,
+                    expected: "DEST empty: nothing written without consent".into(),
+                    found,
+                },
+            );
+        }
+        if groups.names_key && rec.exit_code.is_some_and(|c| c != 0) && !KEYS.iter().any(|k| rec.searchable.contains(k))
+        {
+            self.ledger.differ(
+                &groups.policy,
+                Difference {
+                    run: 0,
+                    path: String::new(),
+                    check: Check::Notice,
+                    expected: format!("a message naming {} or {}", KEYS[0], KEYS[1]),
+                    found: "neither key appears in stdout or stderr".into(),
+                },
+            );
+        }
+    }
+
+    /// A need that fails turns the failures of the fixture's other
+    /// requirements into blocked results: they depend on what it covers.
+    fn block_on_needs(&mut self) {
+        let needs_failing: Vec<&String> = self.exp.needs.iter().filter(|n| self.ledger.failing(n)).collect();
+        if needs_failing.is_empty() {
+            return;
+        }
+        let others: Vec<String> =
+            self.without_contained.iter().filter(|r| !self.exp.needs.contains(r)).cloned().collect();
         let names: Vec<&str> = needs_failing.iter().map(|s| s.as_str()).collect();
-        ledger.block_failures(
+        self.ledger.block_failures(
             &others,
             &format!("not judged: this fixture depends on what {} covers, which fails here", names.join(" and ")),
         );
     }
-    if let Some(tree) = &last_tree {
-        for a in &exp.assumes {
+
+    /// An assumed-absent path that exists in the last tree turns the
+    /// failures of the fixture's other requirements into blocked results.
+    fn block_on_assumptions(&mut self) {
+        let Some(tree) = &self.last_tree else { return };
+        for a in &self.exp.assumes {
             if let Some(node) = tree.get(&compare::rel_path(&a.path)) {
-                let others: Vec<String> = without_contained.iter().filter(|r| **r != a.requirement).cloned().collect();
-                ledger.block_failures(
+                let others: Vec<String> =
+                    self.without_contained.iter().filter(|r| **r != a.requirement).cloned().collect();
+                self.ledger.block_failures(
                     &others,
                     &format!(
                         "not judged: this fixture assumes {} absent, as {} requires (tested by its own fixture), but found {}",
@@ -746,25 +836,67 @@ fn run_fixture(ctx: &Ctx, f: &Fixture) -> Result<FixtureReport, Error> {
             }
         }
     }
-    let results = ids
-        .into_iter()
-        .map(|(id, level, listed)| {
-            let (status, reason, differences) = if !ctx.o.only.is_empty() && !ctx.o.only.contains(&id) {
-                (Status::Skip, Some("not selected by --only".to_string()), Vec::new())
-            } else {
-                ledger.verdict(&id)
-            };
-            let (section, url) = spec_link(&ctx.o.spec_url, &id);
-            RequirementResult { requirement: id, level, section, url, status, listed, reason, differences }
-        })
-        .collect();
-    Ok(FixtureReport {
-        case: exp.case.clone(),
-        description: exp.description.clone(),
-        reference: exp.reference.clone(),
-        outcome: exp.outcome,
-        runs,
-        results,
+
+    /// One result per requirement of `ids`, in order; those `--only`
+    /// leaves out are skipped.
+    fn results(&self, ids: Vec<(String, Level, bool)>) -> Vec<RequirementResult> {
+        let o = self.ctx.o;
+        ids.into_iter()
+            .map(|(id, level, listed)| {
+                let (status, reason, differences) = if !o.only.is_empty() && !o.only.contains(&id) {
+                    (Status::Skip, Some("not selected by --only".to_string()), Vec::new())
+                } else {
+                    self.ledger.verdict(&id)
+                };
+                let (section, url) = spec_link(&o.spec_url, &id);
+                RequirementResult { requirement: id, level, section, url, status, listed, reason, differences }
+            })
+            .collect()
+    }
+}
+
+/// How a refuse-then-unpack fixture's requirements are scored.
+struct RefusalGroups {
+    /// What an unpack without consent, or a failure with it, fails: the
+    /// policy requirements the fixture lists, else all it lists.
+    policy: Vec<String>,
+    /// The refusal must name the annotation key: the fixture lists a
+    /// policy requirement.
+    names_key: bool,
+    /// `policy` and the annotation requirements: what a consumer that
+    /// does not refuse has got wrong.
+    value_wrong: Vec<String>,
+    /// The others, judged on the unpack with consent.
+    rest: Vec<String>,
+}
+
+impl RefusalGroups {
+    fn of(listed: &[String], without_contained: &[String], annotations: &[String]) -> Self {
+        let mut policy: Vec<String> =
+            listed.iter().filter(|r| *r == POLICY_CAUTION || *r == POLICY_UNKNOWN).cloned().collect();
+        let names_key = !policy.is_empty();
+        if policy.is_empty() {
+            policy = without_contained.to_vec();
+        }
+        // A consumer that flattens without consent has read the wrong
+        // effective value: that counts against the annotation
+        // requirement that fixes the value as well.
+        let mut value_wrong = policy.clone();
+        value_wrong.extend(annotations.iter().filter(|a| !policy.contains(a)).cloned());
+        let rest: Vec<String> = without_contained.iter().filter(|r| !value_wrong.contains(r)).cloned().collect();
+        RefusalGroups { policy, names_key, value_wrong, rest }
+    }
+}
+
+/// What a refusal left in DEST, which should hold nothing.
+fn written_without_consent(dest: &DestState) -> Option<String> {
+    let left = dest.entries();
+    if left.is_empty() && !matches!(dest, DestState::Broken(_)) {
+        return None;
+    }
+    Some(match dest {
+        DestState::Broken(why) => why.clone(),
+        _ => format!("{} entries: {}", left.len(), first_few(&left)),
     })
 }
 
