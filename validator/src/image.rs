@@ -328,6 +328,7 @@ impl<'a> Walker<'a> {
             pointer: Some(entry.pointer.clone()),
             ..Location::default()
         };
+        blob::check_data(desc, &loc, self.f);
         match media_type::document(desc.media_type()) {
             Document::Index => self.visit_index(entry, name, chain, loc),
             Document::Manifest | Document::DockerManifest => self.visit_manifest(entry, name),
@@ -423,6 +424,12 @@ impl<'a> Walker<'a> {
             return;
         };
         let config_desc = manifest.config();
+        // Artifacts too: their blobs are checked like any other.
+        let data_at = |p: String| Location { pointer: Some(p), ..doc_loc.clone() };
+        blob::check_data(config_desc, &data_at("/config".into()), self.f);
+        for (i, layer) in manifest.layers().iter().enumerate() {
+            blob::check_data(layer, &data_at(format!("/layers/{i}")), self.f);
+        }
         if !media_type::is_image_config(config_desc.media_type()) {
             let what = config_desc.media_type();
             self.f.push(

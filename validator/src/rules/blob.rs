@@ -5,8 +5,8 @@ use std::io::{self, Read};
 use oci_spec::image::Descriptor;
 
 use super::{
-    BLOB_DIGEST, BLOB_FOREIGN, BLOB_MISSING, BLOB_NOT_FILE, BLOB_SIZE, BLOB_UNREADABLE, DIGEST_UNSUPPORTED,
-    DOCUMENT_INVALID,
+    BLOB_DIGEST, BLOB_FOREIGN, BLOB_MISSING, BLOB_NOT_FILE, BLOB_SIZE, BLOB_UNREADABLE, DESCRIPTOR_DATA,
+    DIGEST_UNSUPPORTED, DOCUMENT_INVALID,
 };
 use crate::diagnostic::{Findings, Location};
 use crate::digest::{Hasher, HashingReader};
@@ -139,4 +139,39 @@ pub fn verify_stream(layout: &Layout, desc: &Descriptor, loc: &Location, f: &mut
         return false;
     }
     blob.check(desc, loc, f)
+}
+
+/// OCI-BLOB-INTEGRITY for a descriptor's embedded `data`: a consumer that
+/// takes the bytes from `data` and one that fetches the blob must read the
+/// same content, so `data` must decode to the descriptor's size and digest.
+/// `at` points at the descriptor; the finding points at its `data`.
+pub fn check_data(desc: &Descriptor, at: &Location, f: &mut Findings) {
+    use base64::Engine;
+    let Some(data) = desc.data() else { return };
+    let pointer = format!("{}/data", at.pointer.as_deref().unwrap_or(""));
+    let loc = Location { pointer: Some(pointer), ..at.clone() };
+    let bytes = match base64::engine::general_purpose::STANDARD.decode(data) {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            f.push(&DESCRIPTOR_DATA, loc, format!("embedded data of {} is not base64: {e}", desc.digest()));
+            return;
+        }
+    };
+    if bytes.len() as u64 != desc.size() {
+        let message = format!(
+            "embedded data of {} decodes to {} bytes; the descriptor says {}",
+            desc.digest(),
+            bytes.len(),
+            desc.size()
+        );
+        f.push(&DESCRIPTOR_DATA, loc, message);
+        return;
+    }
+    // An unknown algorithm is reported where the blob is read.
+    let Some(mut hasher) = Hasher::new(desc.digest().algorithm()) else { return };
+    hasher.update(&bytes);
+    let found = hasher.finish();
+    if found != desc.digest().as_ref() {
+        f.push(&DESCRIPTOR_DATA, loc, format!("embedded data hashes to {found}, not {}", desc.digest()));
+    }
 }

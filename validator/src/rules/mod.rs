@@ -48,6 +48,8 @@ rules! {
         "The descriptor uses a digest algorithm this tool cannot compute, so the blob was not verified.";
     BLOB_UNREADABLE = "blob-unreadable", Error, "OCI-BLOB-INTEGRITY",
         "The blob can be read to its end.";
+    DESCRIPTOR_DATA = "descriptor-data", Error, "OCI-BLOB-INTEGRITY",
+        "A descriptor's embedded `data` is base64 that decodes to the descriptor's `size` and `digest`, so readers that use it and readers that fetch the blob see the same bytes.";
     DOCUMENT_INVALID = "document-invalid", Error, "OCI-DOCUMENTS",
         "An index, manifest or config is well-formed JSON, within the size limit, and conforms to the image-spec.";
     MEDIA_TYPE_MISMATCH = "media-type-mismatch", Error, "OCI-DOCUMENTS",

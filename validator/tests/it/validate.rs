@@ -454,3 +454,76 @@ fn colour_only_on_a_terminal_and_never_with_no_color() {
     assert!(!on_tty(Some("1")).contains('\x1b'));
     assert!(!t.run(&["validate", "image"]).stdout().contains('\x1b'));
 }
+
+/// A descriptor's embedded `data` (image-spec descriptor.md) must be the
+/// blob: a reader that uses `data` and one that fetches the blob would
+/// otherwise see different bytes. Checked on layer, config and index
+/// descriptors; unpack and flatten refuse what validate reports.
+#[test]
+fn descriptor_data_must_match_the_blob() {
+    use base64::Engine;
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+    // (case, the data for the first layer, the expected rules)
+    let cases: Vec<(&str, Box<dyn Fn(&[u8]) -> String>, &[&str])> = vec![
+        ("same bytes", Box::new(move |blob: &[u8]| b64(blob)), &[]),
+        (
+            "other bytes of the same length",
+            Box::new(move |blob: &[u8]| b64(&blob.iter().map(|b| b ^ 1).collect::<Vec<u8>>())),
+            &["descriptor-data"],
+        ),
+        ("fewer bytes", Box::new(move |blob: &[u8]| b64(&blob[1..])), &["descriptor-data"]),
+        ("not base64", Box::new(|_: &[u8]| "not base64!".to_string()), &["descriptor-data"]),
+    ];
+    for (case, data, expected) in cases {
+        let t = TestDir::new();
+        let mut dir = layout(&t);
+        let desc = dir.image(&ImageSpec::declared("latest", Some("flattened")));
+        let layer = dir.read(&desc)["layers"][0]["digest"].as_str().unwrap().to_string();
+        let blob = fs::read(dir.blob_file(&layer)).unwrap();
+        let desc = dir.rewrite(&desc, |m| m["layers"][0]["data"] = json!(data(&blob)));
+        dir.add(desc);
+        let v = t.run(&["validate", "image", "--format", "json"]);
+        let doc = v.json();
+        schema::assert_valid("validate-report.schema.json", &doc);
+        assert_eq!(rules_of(&doc), expected, "{case}: {}", v.stdout());
+        if expected.is_empty() {
+            assert_eq!(v.code(), 0, "{case}");
+            continue;
+        }
+        assert_eq!(v.code(), 1, "{case}");
+        assert_eq!(doc["findings"][0]["location"]["pointer"], "/layers/0/data", "{case}");
+        let u = t.run(&["unpack", "image", "root", "--format", "json"]);
+        assert_eq!(u.code(), 1, "{case}: unpack: {}", u.stderr());
+        let failure = u.json();
+        schema::assert_valid("failure-report.schema.json", &failure);
+        assert_eq!(failure["findings"][0]["rule"], "descriptor-data", "{case}");
+        assert!(!t.join("root").exists(), "{case}");
+        let f = t.run(&["flatten", "image", "flat"]);
+        assert_eq!(f.code(), 1, "{case}: flatten: {}", f.stderr());
+        assert!(f.stderr().contains("descriptor-data") || f.stderr().contains("embedded data"), "{}", f.stderr());
+        assert!(!t.join("flat").exists(), "{case}");
+    }
+
+    // On the index descriptor of the manifest, and on the config's.
+    let t = TestDir::new();
+    let mut dir = layout(&t);
+    let mut desc = dir.image(&ImageSpec::declared("latest", Some("flattened")));
+    let desc2 = dir.rewrite(&desc, |m| m["config"]["data"] = json!(b64(b"{}")));
+    desc = desc2;
+    desc["data"] = json!(b64(b"not the manifest"));
+    dir.add(desc);
+    let doc = t.run(&["validate", "image", "--format", "json"]).json();
+    let at: Vec<(String, String)> = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["rule"].as_str().unwrap().to_string(), f["location"]["pointer"].as_str().unwrap().to_string()))
+        .collect();
+    assert_eq!(
+        at,
+        [
+            ("descriptor-data".to_string(), "/manifests/0/data".to_string()),
+            ("descriptor-data".into(), "/config/data".into())
+        ]
+    );
+}
