@@ -384,6 +384,10 @@ impl<'a> Walker<'a> {
         let Some(index) = document::parse::<ImageIndex>(&bytes, "image index", &doc_loc, self.f) else {
             return;
         };
+        if let Some(subject) = index.subject() {
+            let at = Location { pointer: Some("/subject".into()), ..doc_loc.clone() };
+            document::check_subject(self.layout, subject, &at, self.f);
+        }
         let own = Location { pointer: Some("/annotations".into()), ..doc_loc };
         annotation::check_misplaced(index.annotations().as_ref(), "the index's own annotations", &own, self.f);
         self.descriptor_readings(&file, &bytes, &index);
@@ -429,6 +433,9 @@ impl<'a> Walker<'a> {
         blob::check_data(config_desc, &data_at("/config".into()), self.f);
         for (i, layer) in manifest.layers().iter().enumerate() {
             blob::check_data(layer, &data_at(format!("/layers/{i}")), self.f);
+        }
+        if let Some(subject) = manifest.subject() {
+            document::check_subject(self.layout, subject, &data_at("/subject".into()), self.f);
         }
         if !media_type::is_image_config(config_desc.media_type()) {
             let what = config_desc.media_type();

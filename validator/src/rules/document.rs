@@ -1,11 +1,12 @@
 //! Index, manifest and config documents (OCI-DOCUMENTS).
 
-use oci_spec::image::MediaType;
+use oci_spec::image::{Descriptor, MediaType};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use super::{DOCUMENT_AMBIGUOUS, DOCUMENT_INVALID, MEDIA_TYPE_MISMATCH};
+use super::{DOCUMENT_AMBIGUOUS, DOCUMENT_INVALID, MEDIA_TYPE_MISMATCH, SUBJECT_MISMATCH, SUBJECT_MISSING};
 use crate::diagnostic::{Findings, Location};
+use crate::layout::{Layout, OpenError, blob_path, read_bounded};
 
 /// Parses `bytes` as `what` (for messages: "image manifest", ...). The
 /// `oci-spec` types reject documents that break the image-spec's structure;
@@ -64,4 +65,37 @@ pub fn check_readers(bytes: &[u8], loc: &Location, f: &mut Findings) -> bool {
         f.push(&DOCUMENT_AMBIGUOUS, at, a.message.clone());
     }
     !found.is_empty()
+}
+
+/// OCI-SUBJECT: a `subject` (at `at`) naming a blob of the layout has its
+/// size and declared media type; one naming a blob the layout lacks is a
+/// note. Other failures to open the blob are reported where it is read.
+pub fn check_subject(layout: &Layout, subject: &Descriptor, at: &Location, f: &mut Findings) {
+    let digest = subject.digest();
+    let member = match layout.open(&blob_path(digest)) {
+        Ok(m) => m,
+        Err(OpenError::Missing) => {
+            let message =
+                format!("subject {digest} is not in the layout; the manifest it names may be stored elsewhere");
+            f.push(&SUBJECT_MISSING, at.clone(), message);
+            return;
+        }
+        Err(_) => return,
+    };
+    if member.len != subject.size() {
+        let message = format!("subject says {} bytes, but {digest} in the layout has {}", subject.size(), member.len);
+        f.push(&SUBJECT_MISMATCH, at.clone().with_pointer(format!("{}/size", pointer(at))), message);
+        return;
+    }
+    let Ok(bytes) = read_bounded(member.reader, member.len, layout.limits.max_json_bytes) else { return };
+    // A blob that declares no media type cannot contradict the subject.
+    let Ok(Typed { media_type: Some(declared) }) = serde_json::from_slice::<Typed>(&bytes) else { return };
+    if MediaType::from(declared.as_str()) != *subject.media_type() {
+        let message = format!("subject says `{}`, but {digest} declares `{declared}`", subject.media_type());
+        f.push(&SUBJECT_MISMATCH, at.clone().with_pointer(format!("{}/mediaType", pointer(at))), message);
+    }
+}
+
+fn pointer(at: &Location) -> &str {
+    at.pointer.as_deref().unwrap_or("")
 }

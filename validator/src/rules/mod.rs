@@ -56,6 +56,10 @@ rules! {
         "The `mediaType` inside a document agrees with the descriptor that references it.";
     INDEX_NESTING = "index-nesting", Error, "OCI-DOCUMENTS",
         "Nested indexes form no cycle and stay within the nesting limit.";
+    SUBJECT_MISSING = "subject-missing", Note, "OCI-SUBJECT",
+        "A `subject` names a manifest that is not in the layout, which the image-spec allows (referrers may be stored apart).";
+    SUBJECT_MISMATCH = "subject-mismatch", Error, "OCI-SUBJECT",
+        "A `subject` that names a blob in the layout has that blob's size and media type.";
     DESCRIPTOR_SKIPPED = "descriptor-skipped", Note, "OCI-DOCUMENTS",
         "An index entry that is neither an image manifest nor an index (an artifact, for example) is not an image and was skipped.";
     DOCUMENT_AMBIGUOUS = "document-ambiguous", Error, "PRODUCER-UNAMBIGUOUS",

@@ -527,3 +527,46 @@ fn descriptor_data_must_match_the_blob() {
         ]
     );
 }
+
+/// OCI-SUBJECT: an artifact's `subject` that names a manifest of the
+/// layout has its size and media type; one naming a manifest stored
+/// elsewhere is a note.
+#[test]
+fn subjects_are_followed_within_the_layout() {
+    // (case, how the subject is changed, the subject findings expected)
+    let cases: [(&str, fn(&mut serde_json::Value), &[&str]); 4] = [
+        ("matches", |_| {}, &[]),
+        ("size", |s| s["size"] = json!(s["size"].as_u64().unwrap() + 1), &["subject-mismatch"]),
+        ("media type", |s| s["mediaType"] = json!("application/vnd.oci.image.index.v1+json"), &["subject-mismatch"]),
+        ("elsewhere", |s| s["digest"] = json!(format!("sha256:{}", "ab".repeat(32))), &["subject-missing"]),
+    ];
+    for (case, change, expected) in cases {
+        let t = TestDir::new();
+        let mut dir = layout(&t);
+        let image = dir.add_image(&ImageSpec::declared("latest", Some("flattened")));
+        let mut subject = image.clone();
+        subject.as_object_mut().unwrap().remove("annotations");
+        change(&mut subject);
+        let empty = dir.blob("application/vnd.oci.empty.v1+json", b"{}");
+        let signature = dir.blob("application/vnd.example.signature", b"signed");
+        let artifact = dir.json_blob(
+            "application/vnd.oci.image.manifest.v1+json",
+            &json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                    "artifactType": "application/vnd.example.signature", "config": empty,
+                    "layers": [signature], "subject": subject}),
+        );
+        dir.add(artifact);
+        let v = t.run(&["validate", "--format", "json", "image"]);
+        let doc = v.json();
+        schema::assert_valid("validate-report.schema.json", &doc);
+        let found: Vec<String> = rules_of(&doc).into_iter().filter(|r| r.starts_with("subject-")).collect();
+        assert_eq!(found, expected, "{case}: {}", v.stdout());
+        let failing = expected.contains(&"subject-mismatch");
+        assert_eq!(v.code(), i32::from(failing), "{case}: {}", v.stdout());
+        if let Some(f) =
+            doc["findings"].as_array().unwrap().iter().find(|f| f["rule"] == expected.first().copied().unwrap_or(""))
+        {
+            assert!(f["location"]["pointer"].as_str().unwrap().starts_with("/subject"), "{case}: {f}");
+        }
+    }
+}
