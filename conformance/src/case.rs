@@ -157,7 +157,7 @@ pub struct Entry {
 }
 
 /// How a `sparse` entry is written: one of GNU tar's sparse formats
-/// (https://www.gnu.org/software/tar/manual/html_node/Sparse-Formats.html).
+/// (<https://www.gnu.org/software/tar/manual/html_node/Sparse-Formats.html>).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Sparse {
