@@ -299,7 +299,7 @@ fn run(cli: Cli) -> ExitCode {
             }
         }
         Command::Flatten { image, output, ref_name, compression, confirm_flatten, format, max_examples, limits } => {
-            use single_id::flatten::{self, Failure};
+            use single_id::flatten;
             let reference = match Reference::parse(&image, ref_name.as_deref()) {
                 Ok(r) => r,
                 Err(e) => return fail(2, "error", e),
@@ -308,9 +308,9 @@ fn run(cli: Cli) -> ExitCode {
                 flatten::Options { compression, confirm_flatten, max_examples, limits, progress: progress_bar() };
             let report = match flatten::flatten(&reference, image.clone(), &output, &options) {
                 Ok(r) => r,
-                Err(Failure::Usage(e)) => return fail(2, "error", e),
-                Err(Failure::Refused(m)) => return fail(1, "refused", m),
-                Err(Failure::Failed(m)) => return fail(1, "error", m),
+                Err(e @ Error::Usage { .. }) => return fail(2, "error", e),
+                Err(e @ Error::Refused { .. }) => return fail(1, "refused", e),
+                Err(e) => return fail(1, "error", e),
             };
             for notice in &report.notices {
                 eprintln!("single-id: warning: {notice}; flattening anyway, as --confirm-flatten asks");

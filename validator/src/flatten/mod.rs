@@ -5,6 +5,7 @@
 //! a compressed blob, and the configs, manifests and indexes are rebuilt
 //! around the new digests.
 
+mod errors;
 mod rewrite;
 pub mod write;
 
@@ -23,15 +24,19 @@ pub use write::Codec;
 
 use crate::annotation::{KEY, KEYS, RESERVED_KEY};
 use crate::diagnostic::Severity;
-use crate::diagnostic::{Findings, Location};
-use crate::error::Error;
+use crate::diagnostic::{Finding, Findings, Location};
+use crate::error::{Error, Result};
 use crate::image::{self, Image, REF_NAME};
 use crate::layer::{self, Compression};
 use crate::layout::{Layout, blob_path};
 use crate::reference::{self, Reference};
-use crate::rules::{LAYOUT_FILE, LAYOUT_INDEX, blob, layout as layout_rules};
+use crate::rules::{
+    DIFF_ID, DOCUMENT_INVALID, LAYER_MEDIA_TYPE, LAYER_UNREADABLE, LAYOUT_FILE, LAYOUT_INDEX, LIMIT_EXCEEDED, blob,
+    layout as layout_rules,
+};
 use crate::stats::Collector;
 use crate::{policy, validate};
+use errors::{invalid, messages, refusal, write_failed, write_io};
 use rewrite::{Dropped, Finished, Rewriter};
 use write::{Blobs, CHANNEL_DEPTH, ChunkSender, HashingWriter, canonical_json};
 
@@ -54,17 +59,6 @@ pub struct Options {
     pub limits: crate::limits::Limits,
     /// Told how many layer bytes have been read.
     pub progress: crate::progress::Progress,
-}
-
-/// Why no output was written.
-#[derive(Debug)]
-pub enum Failure {
-    /// The command could not start (bad OUTPUT, unreadable IMAGE): exit 2.
-    Usage(Error),
-    /// An image declares its IDs meaningful and consent was not given.
-    Refused(String),
-    /// The input is broken or the output could not be written: exit 1.
-    Failed(String),
 }
 
 #[derive(Serialize)]
@@ -137,7 +131,7 @@ pub enum Output {
 
 impl Output {
     /// `DIR`, `oci:DIR`, `oci-archive:PATH`, or a PATH ending in `.tar`.
-    pub fn parse(arg: &str) -> Result<Output, Error> {
+    pub fn parse(arg: &str) -> Result<Output> {
         let r = Reference::parse(arg, None)?;
         if let Some(name) = r.ref_name {
             return Err(Error::usage(format!(
@@ -153,55 +147,23 @@ impl Output {
     }
 }
 
-pub fn flatten(
-    reference: &Reference,
-    target: String,
-    output_arg: &str,
-    options: &Options,
-) -> Result<FlattenReport, Failure> {
-    let usage = |m: String| Failure::Usage(Error::usage(m));
-    let output = Output::parse(output_arg).map_err(Failure::Usage)?;
-    check_free(&output).map_err(usage)?;
-    let layout = crate::layout::open(reference, &options.limits).map_err(Failure::Usage)?;
-    let mut f = Findings::default();
-    layout_rules::check_oci_layout(&layout, &mut f);
-    let walk = image::walk(&layout, reference.ref_name.as_deref(), &mut f).map_err(Failure::Usage)?;
-    let errors: Vec<_> = f.into_vec().into_iter().filter(|x| x.severity == Severity::Error).collect();
-    let describe = |x: &crate::diagnostic::Finding| match &x.location.file {
-        Some(file) => format!("{file}: {}", x.message),
-        None => x.message.clone(),
-    };
-    let root = layout.root().display();
-    if errors.iter().any(|x| x.rule == &LAYOUT_FILE || x.rule == &LAYOUT_INDEX) {
-        let why: Vec<String> = errors.iter().map(describe).collect();
-        return Err(usage(format!("{root}: not a readable OCI image layout: {}", why.join("; "))));
-    }
-    if !errors.is_empty() {
-        // The walk verified every document on the way; output built on a
-        // document that fails its digest or does not parse cannot be trusted.
-        let why: Vec<String> = errors.iter().map(describe).collect();
-        return Err(Failure::Failed(format!("{root}: the input is not valid: {}", why.join("; "))));
-    }
-    if walk.images.is_empty() {
-        return Err(usage(format!("{root}: the layout holds no image to flatten")));
-    }
-    // The output tells every later consumer to flatten without asking, so
-    // flattening a `caution` image needs the consent unpacking it would
-    // (POLICY-CAUTION); without it nothing is written.
-    let mut notices = Vec::new();
-    for img in &walk.images {
-        let d = img.declarations(&mut Findings::default());
-        let doing = "flattening it gives every file to root, clears set-ID bits and lets every later consumer flatten it without asking";
-        match policy::decide(&img.name, &d, options.confirm_flatten, doing) {
-            Ok(notice) => notices.extend(notice),
-            Err(refusal) => {
-                return Err(Failure::Refused(format!(
-                    "{refusal}. Nothing was written; run again with --confirm-flatten to flatten it anyway"
-                )));
-            }
-        }
-    }
-    let staging = Staging::prepare(&output).map_err(usage)?;
+/// Writes a `flattened` copy of the image(s) `reference` names to
+/// `output_arg` (see [`Output::parse`]). `target` is how the user spelled
+/// the image, echoed in the report.
+///
+/// Errors: [`Error::Usage`] when OUTPUT cannot be used or the input is no
+/// readable layout; [`Error::Refused`] when an image is `caution` and
+/// consent was not given; [`Error::Invalid`] when the input is broken (the
+/// findings say where, with the rules `validate` reports); [`Error::Write`]
+/// when the output could not be written. Only a successful run leaves
+/// anything at OUTPUT.
+pub fn flatten(reference: &Reference, target: String, output_arg: &str, options: &Options) -> Result<FlattenReport> {
+    let output = Output::parse(output_arg)?;
+    check_free(&output)?;
+    let layout = crate::layout::open(reference, &options.limits)?;
+    let walk = walk_input(&layout, reference.ref_name.as_deref())?;
+    let notices = consent(&walk, options.confirm_flatten)?;
+    let staging = Staging::prepare(&output)?;
     let result = write_layout(&layout, &walk, reference.ref_name.as_deref(), staging.layout_dir(), options)
         .and_then(|report| self_check(staging.layout_dir(), options).map(|()| report))
         .and_then(|report| staging.finish(&output).map(|()| report));
@@ -215,65 +177,125 @@ pub fn flatten(
             images,
             copied,
         }),
-        Err(message) => {
+        Err(e) => {
+            // A signal stops the layer reader mid-stream; the stream is not
+            // at fault, so no finding blames it.
+            let e = if crate::interrupt::requested() {
+                Error::Interrupted { message: "stopped by a signal".into() }
+            } else {
+                e
+            };
             let left = match staging.discard(&output) {
                 Ok(()) => format!("nothing was written to {output_arg}"),
                 Err(e) => format!("removing what was written for {output_arg} failed too: {e}"),
             };
-            Err(Failure::Failed(format!("{message}; {left}")))
+            Err(e.and(&left))
         }
     }
+}
+
+/// Walks the input. A layout that cannot be read is a usage error; any
+/// other error the walk finds (a document that fails its digest or does not
+/// parse) refuses: output built on it cannot be trusted.
+fn walk_input(layout: &Layout, selected: Option<&str>) -> Result<image::Walk> {
+    let mut f = Findings::default();
+    layout_rules::check_oci_layout(layout, &mut f);
+    let walk = image::walk(layout, selected, &mut f)?;
+    let errors: Vec<Finding> = f.into_vec().into_iter().filter(|x| x.severity == Severity::Error).collect();
+    let describe = |x: &Finding| match &x.location.file {
+        Some(file) => format!("{file}: {}", x.message),
+        None => x.message.clone(),
+    };
+    let why = errors.iter().map(describe).collect::<Vec<_>>().join("; ");
+    let root = layout.root().display();
+    if errors.iter().any(|x| x.rule == &LAYOUT_FILE || x.rule == &LAYOUT_INDEX) {
+        return Err(Error::usage(format!("{root}: not a readable OCI image layout: {why}")));
+    }
+    if !errors.is_empty() {
+        return Err(invalid(format!("{root}: the input is not valid: {why}"), errors));
+    }
+    if walk.images.is_empty() {
+        return Err(Error::usage(format!("{root}: the layout holds no image to flatten")));
+    }
+    Ok(walk)
+}
+
+/// The output tells every later consumer to flatten without asking, so
+/// flattening a `caution` image needs the consent unpacking it would
+/// (POLICY-CAUTION); without it nothing is written. Returns the notices of
+/// the images flattened with consent.
+fn consent(walk: &image::Walk, confirmed: bool) -> Result<Vec<String>> {
+    let mut notices = Vec::new();
+    for img in &walk.images {
+        let d = img.declarations(&mut Findings::default());
+        let doing = "flattening it gives every file to root, clears set-ID bits and lets every later consumer flatten it without asking";
+        match policy::decide(&img.name, &d, confirmed, doing) {
+            Ok(notice) => notices.extend(notice),
+            Err(refusal) => {
+                return Err(Error::Refused {
+                    message: format!(
+                        "{refusal}. Nothing was written; run again with --confirm-flatten to flatten it anyway"
+                    ),
+                });
+            }
+        }
+    }
+    Ok(notices)
 }
 
 /// The output must be a clean `flattened` image. Some faults of an input
 /// (duplicate paths, hardlinks to nothing) cannot be repaired while
 /// streaming; validating what was written turns them into a refusal
 /// instead of a broken output.
-fn self_check(dir: &Path, options: &Options) -> Result<(), String> {
+fn self_check(dir: &Path, options: &Options) -> Result<()> {
     let reference = Reference { kind: crate::reference::Kind::Directory, path: dir.to_path_buf(), ref_name: None };
     // The output is this run's own writing: a layer flatten compressed
     // well is no decompression bomb.
     let mut limits = options.limits.clone();
     limits.max_ratio = u64::MAX;
     let check = validate::Options { max_examples: 3, limits, progress: crate::progress::Progress::none() };
-    let report = validate::validate(&reference, String::new(), &check).map_err(|e| e.to_string())?;
-    let faults: Vec<String> = report
-        .findings
+    let report = validate::validate(&reference, String::new(), &check).map_err(|e| match e {
+        // What cannot be read back was not written as it should have been.
+        Error::Usage { message, source } => Error::Write { message, source },
+        other => other,
+    })?;
+    let faults: Vec<Finding> = report.findings.into_iter().filter(|x| x.severity >= Severity::Warning).collect();
+    if faults.is_empty() {
+        return Ok(());
+    }
+    let described: Vec<String> = faults
         .iter()
-        .filter(|x| x.severity >= Severity::Warning)
         .map(|x| {
             let at = x.examples.first().map(|e| format!(" ({})", e.path)).unwrap_or_default();
             format!("{}: {}{at}", x.rule.id, x.message)
         })
         .collect();
-    if faults.is_empty() {
-        return Ok(());
-    }
-    Err(format!(
+    let message = format!(
         "the input has faults flatten cannot repair, so the output would not validate clean: {} (run `single-id validate` on the input)",
-        faults.join("; ")
-    ))
+        described.join("; ")
+    );
+    Err(invalid(message, faults))
 }
 
 /// OUTPUT must not exist, or be an empty directory (a directory output).
-fn check_free(output: &Output) -> Result<(), String> {
+fn check_free(output: &Output) -> Result<()> {
     match output {
         Output::Directory(p) => match std::fs::symlink_metadata(p) {
             Ok(m) if m.is_dir() => {
-                let mut entries = std::fs::read_dir(p).map_err(|e| format!("{}: {e}", p.display()))?;
+                let mut entries = std::fs::read_dir(p).map_err(|e| Error::usage_io(p.display(), e))?;
                 if entries.next().is_some() {
-                    return Err(format!("{}: output exists and is not empty", p.display()));
+                    return Err(Error::usage(format!("{}: output exists and is not empty", p.display())));
                 }
                 Ok(())
             }
-            Ok(_) => Err(format!("{}: output exists and is not a directory", p.display())),
+            Ok(_) => Err(Error::usage(format!("{}: output exists and is not a directory", p.display()))),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(format!("{}: {e}", p.display())),
+            Err(e) => Err(Error::usage_io(p.display(), e)),
         },
         Output::Archive(p) => match std::fs::symlink_metadata(p) {
-            Ok(_) => Err(format!("{}: output archive exists already", p.display())),
+            Ok(_) => Err(Error::usage(format!("{}: output archive exists already", p.display()))),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(format!("{}: {e}", p.display())),
+            Err(e) => Err(Error::usage_io(p.display(), e)),
         },
     }
 }
@@ -288,28 +310,30 @@ enum Staging {
 }
 
 impl Staging {
-    fn prepare(output: &Output) -> Result<Staging, String> {
+    fn prepare(output: &Output) -> Result<Staging> {
         match output {
             Output::Directory(dir) => {
                 let created = match std::fs::create_dir(dir) {
                     Ok(()) => true,
                     Err(e) if e.kind() == io::ErrorKind::AlreadyExists => false,
-                    Err(e) => return Err(format!("{}: cannot create: {e}", dir.display())),
+                    Err(e) => return Err(Error::usage_io(format_args!("{}: cannot create", dir.display()), e)),
                 };
                 Ok(Staging::Directory { dir: dir.clone(), created })
             }
             Output::Archive(path) => {
-                let name = path.file_name().ok_or_else(|| format!("{}: not a file name", path.display()))?;
+                let name =
+                    path.file_name().ok_or_else(|| Error::usage(format!("{}: not a file name", path.display())))?;
                 let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
                 let temp = parent.join(format!(".{}.single-id-flatten", name.to_string_lossy()));
-                std::fs::create_dir(&temp).map_err(|e| {
+                if let Err(e) = std::fs::create_dir(&temp) {
                     let hint = if e.kind() == io::ErrorKind::AlreadyExists {
                         " (left by an earlier run that was killed? remove it)"
                     } else {
                         ""
                     };
-                    format!("{}: cannot create the temporary directory: {e}{hint}", temp.display())
-                })?;
+                    let message = format!("{}: cannot create the temporary directory: {e}{hint}", temp.display());
+                    return Err(Error::Usage { message, source: Some(e) });
+                }
                 let layout = temp.join("layout");
                 Ok(Staging::Archive { temp, layout })
             }
@@ -324,16 +348,17 @@ impl Staging {
     }
 
     /// Puts the output in its final place.
-    fn finish(&self, output: &Output) -> Result<(), String> {
+    fn finish(&self, output: &Output) -> Result<()> {
         let (Staging::Archive { temp, layout }, Output::Archive(dest)) = (self, output) else {
             return Ok(());
         };
         let packed = temp.join("archive.tar");
-        write::pack(layout, &packed).map_err(|e| format!("{}: cannot write the archive: {e}", packed.display()))?;
+        write::pack(layout, &packed)
+            .map_err(|e| write_io(format_args!("{}: cannot write the archive", packed.display()), e))?;
         // A hard link, unlike a rename, never replaces a file that appeared
         // at the destination meanwhile.
-        std::fs::hard_link(&packed, dest).map_err(|e| format!("{}: {e}", dest.display()))?;
-        std::fs::remove_dir_all(temp).map_err(|e| format!("{}: cannot remove: {e}", temp.display()))
+        std::fs::hard_link(&packed, dest).map_err(|e| write_io(dest.display(), e))?;
+        std::fs::remove_dir_all(temp).map_err(|e| write_io(format_args!("{}: cannot remove", temp.display()), e))
     }
 
     /// Removes what this run wrote, nothing else.
@@ -415,8 +440,8 @@ fn write_layout(
     selected: Option<&str>,
     root: &Path,
     options: &Options,
-) -> Result<Written, String> {
-    let blobs = Blobs::create(root).map_err(|e| format!("{}: cannot write the layout: {e}", root.display()))?;
+) -> Result<Written> {
+    let blobs = Blobs::create(root).map_err(|e| write_io(format_args!("{}: cannot write the layout", root.display()), e))?;
     let mut w = Writer {
         layout,
         blobs,
@@ -439,18 +464,31 @@ fn write_layout(
         reports.push(report);
     }
     options.progress.finish();
-    let bytes = layout.read_small("index.json").map_err(|e| format!("{}/index.json: {e}", layout.root().display()))?;
-    let mut index: Value =
-        serde_json::from_slice(&bytes).map_err(|e| format!("{}/index.json: {e}", layout.root().display()))?;
+    // The walk read and parsed index.json already; this fails only if it
+    // changed meanwhile, which makes the layout unreadable.
+    let unreadable = |e: &dyn std::fmt::Display| Error::usage(format!("{}/index.json: {e}", layout.root().display()));
+    let bytes = layout.read_small("index.json").map_err(|e| unreadable(&e))?;
+    let mut index: Value = serde_json::from_slice(&bytes).map_err(|e| unreadable(&e))?;
     w.index(&mut index, "index.json", &flattened, selected)?;
     for (desc, loc) in &walk.opaque {
         w.copy(desc, loc)?;
     }
     let bytes = canonical_json(&index);
-    within_limit(&bytes, "index.json", options.limits.max_json_bytes)?;
-    std::fs::write(root.join("index.json"), bytes)
-        .map_err(|e| format!("{}: {e}", root.join("index.json").display()))?;
+    within_limit(&bytes, "index.json", options.limits.max_json_bytes, Location::file("index.json"))?;
+    std::fs::write(root.join("index.json"), bytes).map_err(|e| write_io(root.join("index.json").display(), e))?;
     Ok((reports, w.copied))
+}
+
+/// Where a finding about layer `i` of `img` is, as validate puts it.
+fn layer_location(img: &Image, i: usize) -> Location {
+    let digest = img.manifest.layers()[i].digest();
+    Location { layer: Some(i), blob: Some(digest.to_string()), file: Some(blob_path(digest)), ..img.location() }
+}
+
+/// Where a finding about the config of `img` is.
+fn config_location(img: &Image) -> Location {
+    let digest = img.manifest.config().digest();
+    Location { blob: Some(digest.to_string()), file: Some(blob_path(digest)), ..img.location() }
 }
 
 /// The sum of the sizes of the distinct layers of `images`.
@@ -462,11 +500,6 @@ fn layer_bytes(images: &[Image]) -> u64 {
         .filter(|l| seen.insert(l.digest().to_string()))
         .map(|l| l.size())
         .sum()
-}
-
-/// Error messages of `f`, joined.
-fn messages(f: Findings) -> String {
-    f.into_vec().into_iter().map(|x| x.message).collect::<Vec<_>>().join("; ")
 }
 
 /// `old` pointing at a new blob: other members (annotations, platform)
@@ -501,13 +534,15 @@ fn declare(doc: &mut Value, member: &str) {
 
 /// What flatten adds (a history entry, a Label, an annotation) can take a
 /// document within the JSON limit past it; every reader that applies the
-/// limit would then refuse the output, so flatten refuses, naming the limit.
-fn within_limit(bytes: &[u8], what: &str, limit: u64) -> Result<(), String> {
+/// limit would then refuse the output, so flatten refuses, naming the limit
+/// (LIMIT-EXCEEDED, at the input document `at`).
+fn within_limit(bytes: &[u8], what: &str, limit: u64, at: Location) -> Result<()> {
     if bytes.len() as u64 > limit {
-        return Err(format!(
+        let message = format!(
             "the flattened {what} would be {} bytes, more than the {limit}-byte limit for JSON documents that validate and unpack apply (--max-json-bytes raises it, for flatten and for every later reader)",
             bytes.len()
-        ));
+        );
+        return Err(refusal(&LIMIT_EXCEEDED, at, message.clone(), message));
     }
     Ok(())
 }
@@ -551,45 +586,62 @@ fn undeclare(doc: &mut Value) {
 }
 
 impl Writer<'_> {
-    /// Loads a JSON document blob, verified, as a `Value`.
-    fn document(&self, desc: &Descriptor, what: &str) -> Result<Value, String> {
+    /// Loads a JSON document blob, verified, as a `Value`; `loc` is where
+    /// the descriptor `desc` was found.
+    fn document(&self, desc: &Descriptor, what: &str, loc: &Location) -> Result<Value> {
         let mut f = Findings::default();
         let file = blob_path(desc.digest());
-        let bytes = blob::load_document(self.layout, desc, &Location::default(), &mut f)
-            .ok_or_else(|| format!("{what} {file}: {}", messages(f)))?;
-        let doc: Value = serde_json::from_slice(&bytes).map_err(|e| format!("{what} {file}: {e}"))?;
+        let Some(bytes) = blob::load_document(self.layout, desc, loc, &mut f) else {
+            let findings = f.into_vec();
+            return Err(invalid(format!("{what} {file}: {}", messages(&findings)), findings));
+        };
+        let at = Location { blob: Some(desc.digest().to_string()), file: Some(file.clone()), pointer: None, ..loc.clone() };
+        let doc: Value = serde_json::from_slice(&bytes)
+            .map_err(|e| refusal(&DOCUMENT_INVALID, at.clone(), e.to_string(), format!("{what} {file}: {e}")))?;
         if !doc.is_object() {
-            return Err(format!("{what} {file}: not a JSON object"));
+            let why = "not a JSON object";
+            return Err(refusal(&DOCUMENT_INVALID, at, why.into(), format!("{what} {file}: {why}")));
         }
         Ok(doc)
     }
 
-    fn write_json(&mut self, doc: &Value) -> Result<(String, u64), String> {
+    /// Writes `doc` as a blob; `at` is the input document it replaces.
+    fn write_json(&mut self, doc: &Value, at: Location) -> Result<(String, u64)> {
         let bytes = canonical_json(doc);
         let kind = match doc.get("mediaType").and_then(Value::as_str) {
             Some(t) if t.contains("index") => "image index",
             Some(t) if t.contains("manifest") => "manifest",
             _ => "configuration",
         };
-        within_limit(&bytes, kind, self.options.limits.max_json_bytes)?;
-        self.blobs.write(&bytes).map_err(|e| format!("writing a blob: {e}"))
+        within_limit(&bytes, kind, self.options.limits.max_json_bytes, at)?;
+        self.blobs.write(&bytes).map_err(|e| write_io("writing a blob", e))
     }
 
     /// Flattens one image; returns its report and new manifest digest and size.
-    fn image(&mut self, img: &Image) -> Result<(ImageReport, (String, u64)), String> {
+    fn image(&mut self, img: &Image) -> Result<(ImageReport, (String, u64))> {
         let at = format!("image {}", img.name);
-        let mut manifest = self.document(img.descriptor(), &format!("{at}: manifest"))?;
+        let manifest_at = img.location();
+        let mut manifest = self.document(img.descriptor(), &format!("{at}: manifest"), &img.location())?;
         let config_desc = img.manifest.config();
-        let mut config = self.document(config_desc, &format!("{at}: config"))?;
-        let parsed = img.config.as_ref().ok_or_else(|| format!("{at}: the config could not be read"))?;
+        let config_at = config_location(img);
+        let mut config = self.document(config_desc, &format!("{at}: config"), &img.location())?;
+        let parsed = img.config.as_ref().ok_or_else(|| {
+            let why = "the config could not be read";
+            refusal(&DOCUMENT_INVALID, config_at.clone(), why.into(), format!("{at}: {why}"))
+        })?;
         let diff_ids = parsed.rootfs().diff_ids();
         let layers = img.manifest.layers();
         if diff_ids.len() != layers.len() {
-            return Err(format!(
-                "{at}: config {} lists {} diff_ids for {} layers",
-                blob_path(config_desc.digest()),
-                diff_ids.len(),
-                layers.len()
+            return Err(refusal(
+                &DIFF_ID,
+                config_at.with_pointer("/rootfs/diff_ids"),
+                format!("config lists {} diff_ids but the manifest has {} layers", diff_ids.len(), layers.len()),
+                format!(
+                    "{at}: config {} lists {} diff_ids for {} layers",
+                    blob_path(config_desc.digest()),
+                    diff_ids.len(),
+                    layers.len()
+                ),
             ));
         }
         let max = self.options.max_examples;
@@ -618,7 +670,9 @@ impl Writer<'_> {
         let reset = !crate::rules::producer::root_user(user.as_deref());
         let comment = history_comment(&total, reset.then_some(user.as_deref().unwrap_or_default()));
         let Some(obj) = config.as_object_mut() else {
-            return Err(format!("{at}: config {} is not a JSON object", blob_path(config_desc.digest())));
+            let why = "not a JSON object";
+            let message = format!("{at}: config {} is not a JSON object", blob_path(config_desc.digest()));
+            return Err(refusal(&DOCUMENT_INVALID, config_location(img), why.into(), message));
         };
         let rootfs = obj.entry("rootfs").or_insert_with(|| json!({}));
         if !rootfs.is_object() {
@@ -651,7 +705,7 @@ impl Writer<'_> {
                 json!({"created": created, "created_by": HISTORY_CREATED_BY, "comment": comment, "empty_layer": true}),
             );
         }
-        let (config_digest, config_size) = self.write_json(&config)?;
+        let (config_digest, config_size) = self.write_json(&config, config_location(img))?;
 
         let old_config = manifest.get("config").cloned().unwrap_or(Value::Null);
         manifest["mediaType"] = json!(OCI_MANIFEST);
@@ -679,7 +733,7 @@ impl Writer<'_> {
                 base_dropped.push(key);
             }
         }
-        let (manifest_digest, manifest_size) = self.write_json(&manifest)?;
+        let (manifest_digest, manifest_size) = self.write_json(&manifest, manifest_at)?;
         let report = ImageReport {
             name: img.name.clone(),
             manifest: img.descriptor().digest().to_string(),
@@ -703,16 +757,22 @@ impl Writer<'_> {
         desc: &Descriptor,
         diff_id: &str,
         dropped: Dropped,
-    ) -> Result<LayerOut, String> {
+    ) -> Result<LayerOut> {
         let at = format!("image {}: layer {i} ({})", img.name, desc.digest());
-        let compression = Compression::of(desc.media_type())
-            .ok_or_else(|| format!("{at}: media type `{}` is not one this tool can read", desc.media_type()))?;
+        let compression = Compression::of(desc.media_type()).ok_or_else(|| {
+            refusal(
+                &LAYER_MEDIA_TYPE,
+                layer_location(img, i),
+                format!("layer media type `{}` is not one this tool reads", desc.media_type()),
+                format!("{at}: media type `{}` is not one this tool can read", desc.media_type()),
+            )
+        })?;
         let codec = self.options.compression.unwrap_or(Codec::from_layer(compression));
         let key = (desc.digest().to_string(), codec, dropped);
         if let Some(done) = self.layers.get(&key) {
             return Ok(done.clone());
         }
-        let out = self.rewrite_layer(&at, img, desc, compression, codec, diff_id, key.2.clone())?;
+        let out = self.rewrite_layer(&at, img, i, desc, compression, codec, diff_id, key.2.clone())?;
         self.layers.insert(key, out.clone());
         Ok(out)
     }
@@ -722,20 +782,23 @@ impl Writer<'_> {
         &mut self,
         at: &str,
         img: &Image,
+        i: usize,
         desc: &Descriptor,
         compression: Compression,
         codec: Codec,
         diff_id: &str,
         dropped: Dropped,
-    ) -> Result<LayerOut, String> {
+    ) -> Result<LayerOut> {
         let max = self.options.max_examples;
         let loc = img.location();
         let mut f = Findings::default();
         let Some(opened) = blob::open(self.layout, desc, &loc, &mut f) else {
-            return Err(format!("{at}: {}", messages(f)));
+            let findings = f.into_vec();
+            return Err(invalid(format!("{at}: {}", messages(&findings)), findings));
         };
         let len = opened.len;
-        let (temp, file) = self.blobs.temp().map_err(|e| format!("{at}: cannot create a blob file: {e}"))?;
+        let (temp, file) =
+            self.blobs.temp().map_err(|e| write_io(format_args!("{at}: cannot create a blob file"), e))?;
         let progress = &self.options.progress;
         // Three threads per layer: decompressing (in `layer::scan`), tar
         // parsing and rewriting (here), compressing and writing the blob.
@@ -761,38 +824,59 @@ impl Writer<'_> {
                 };
                 (reader, scanned, (changes, dropped, input_failed, newest), tar_end, blob_written, collector.finish())
             });
-        let fail = |message: String| {
+        let fail = |error: Error| {
             let _ = std::fs::remove_file(&temp);
-            Err(message)
+            Err(error)
         };
+        let layer_at = layer_location(img, i);
         // The blob's own digest first: a corrupt blob explains everything after.
         if !(blob::OpenBlob { reader, len }).check(desc, &loc, &mut f) {
-            return fail(format!("{at}: {}", messages(f)));
+            let findings = f.into_vec();
+            return fail(invalid(format!("{at}: {}", messages(&findings)), findings));
         }
         let scanned = match scanned {
             Err(e) if !e.from_sink || input_failed => {
-                return fail(format!("{at}: cannot be read to its end: {e}"));
+                // As validate reports it: a limit, else an unreadable layer
+                // (a refusal of the rewriter names its own rule).
+                let (rule, what) = match (&e.limit, e.rule) {
+                    (Some(_), _) => (&LIMIT_EXCEEDED, "layer not read to its end"),
+                    (None, Some(rule)) => (rule, "layer cannot be read to its end"),
+                    (None, None) => (&LAYER_UNREADABLE, "layer cannot be read to its end"),
+                };
+                let message = format!("{at}: cannot be read to its end: {e}");
+                return fail(refusal(rule, layer_at, format!("{what}: {e}"), message));
             }
             other => other,
         };
         // A failed write stops the scan too; the writer's error says why.
         let (digest, size) = match blob_written {
             Ok(d) => d,
-            Err(e) => return fail(format!("{at}: writing the new layer {}: {e}", temp.display())),
+            Err(e) => return fail(write_io(format_args!("{at}: writing the new layer {}", temp.display()), e)),
         };
         let scanned = match scanned {
             Ok(s) => s,
-            Err(e) => return fail(format!("{at}: writing the new layer: {e}")),
+            // The rewriter refused an entry, as validate would report it.
+            Err(e) if e.rule.is_some() => {
+                let rule = e.rule.expect("checked");
+                return fail(refusal(rule, layer_at, e.to_string(), format!("{at}: {e}")));
+            }
+            Err(e) => return fail(write_failed(format!("{at}: writing the new layer: {e}"))),
         };
         if scanned.diff_id != diff_id {
-            return fail(format!("{at}: decompresses to {}, but the config says {diff_id}", scanned.diff_id));
+            let found = &scanned.diff_id;
+            return fail(refusal(
+                &DIFF_ID,
+                config_location(img).with_pointer(format!("/rootfs/diff_ids/{i}")),
+                format!("layer {i} decompresses to {found}, but the config says {diff_id}"),
+                format!("{at}: decompresses to {found}, but the config says {diff_id}"),
+            ));
         }
         let new_diff_id = match tar_end {
             Ok(d) => d,
-            Err(e) => return fail(format!("{at}: writing the new layer: {e}")),
+            Err(e) => return fail(write_io(format_args!("{at}: writing the new layer"), e)),
         };
         if let Err(e) = self.blobs.commit(&temp, &digest) {
-            return fail(format!("{at}: {}: {e}", temp.display()));
+            return fail(write_io(format_args!("{at}: {}", temp.display()), e));
         }
         let mut changes = changes;
         changes.owners = stats.owners;
@@ -809,11 +893,15 @@ impl Writer<'_> {
         file: &str,
         flattened: &HashMap<(String, String), (String, u64)>,
         selected: Option<&str>,
-    ) -> Result<(), String> {
+    ) -> Result<()> {
         undeclare(doc);
         let old = match doc.get_mut("manifests").map(Value::take) {
             Some(Value::Array(items)) => items,
-            _ => return Err(format!("{file}: the index has no manifests array")),
+            _ => {
+                let why = "the index has no manifests array";
+                let at = Location::file(file).with_pointer("/manifests");
+                return Err(refusal(&DOCUMENT_INVALID, at, why.into(), format!("{file}: {why}")));
+            }
         };
         let mut new = Vec::new();
         for (i, d) in old.into_iter().enumerate() {
@@ -829,18 +917,22 @@ impl Writer<'_> {
                 new.push(nd);
                 continue;
             }
-            let desc: Descriptor =
-                serde_json::from_value(d.clone()).map_err(|e| format!("{file}: descriptor {pointer}: {e}"))?;
+            let desc: Descriptor = serde_json::from_value(d.clone()).map_err(|e| {
+                let at = Location::file(file).with_pointer(pointer.clone());
+                refusal(&DOCUMENT_INVALID, at, format!("descriptor: {e}"), format!("{file}: descriptor {pointer}: {e}"))
+            })?;
             match media_type {
                 OCI_INDEX | DOCKER_LIST => {
                     // An index listed many times is rebuilt once.
                     let (digest, size) = match self.indexes_done.get(&desc.digest().to_string()) {
                         Some(done) => done.clone(),
                         None => {
-                            let mut child = self.document(&desc, &format!("{file}: index"))?;
-                            self.index(&mut child, &blob_path(desc.digest()), flattened, None)?;
+                            let here = Location::file(file).with_pointer(pointer.clone());
+                            let mut child = self.document(&desc, &format!("{file}: index"), &here)?;
+                            let child_file = blob_path(desc.digest());
+                            self.index(&mut child, &child_file, flattened, None)?;
                             child["mediaType"] = json!(OCI_INDEX);
-                            let done = self.write_json(&child)?;
+                            let done = self.write_json(&child, Location::file(child_file))?;
                             self.indexes_done.insert(desc.digest().to_string(), done.clone());
                             done
                         }
@@ -869,7 +961,7 @@ impl Writer<'_> {
 
     /// Copies a blob unchanged, verifying its digest on the way. A blob
     /// that is absent but may be fetched from its `urls` stays absent.
-    fn copy(&mut self, desc: &Descriptor, loc: &Location) -> Result<(), String> {
+    fn copy(&mut self, desc: &Descriptor, loc: &Location) -> Result<()> {
         let digest = desc.digest().to_string();
         if !self.copied_digests.insert(digest.clone()) {
             return Ok(());
@@ -881,12 +973,12 @@ impl Writer<'_> {
             if findings.iter().all(|x| x.severity != Severity::Error) {
                 return Ok(());
             }
-            let why: Vec<String> = findings.into_iter().map(|x| x.message).collect();
-            return Err(format!("{file}: {}", why.join("; ")));
+            return Err(invalid(format!("{file}: {}", messages(&findings)), findings));
         };
-        self.blobs.copy(&mut opened.reader, &file).map_err(|e| format!("{file}: copying: {e}"))?;
+        self.blobs.copy(&mut opened.reader, &file).map_err(|e| write_io(format_args!("{file}: copying"), e))?;
         if !opened.check(desc, loc, &mut f) {
-            return Err(format!("{file}: {}", messages(f)));
+            let findings = f.into_vec();
+            return Err(invalid(format!("{file}: {}", messages(&findings)), findings));
         }
         self.copied.push(CopiedBlob { digest, media_type: desc.media_type().to_string(), size: desc.size() });
         Ok(())
