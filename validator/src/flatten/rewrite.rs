@@ -6,95 +6,13 @@ use std::collections::BTreeSet;
 use std::hash::{BuildHasher, RandomState};
 use std::io::{Read, Write};
 
-use serde::Serialize;
-
-use super::write::{Header, TarWriter};
-use crate::diagnostic::Example;
+use super::report::{Changes, add};
+use super::tar::{Header, TarWriter};
 use crate::layer::path::{Normal, escape};
 use crate::layer::{Entry, Kind, Sink, SinkError};
 use crate::rules::{LAYER_AMBIGUOUS, LAYER_HEADER_FIELD, LIMIT_EXCEEDED};
 use crate::spec::whiteout::{self, Name};
 use crate::spec::{ids, xattr};
-use crate::stats::{OwnerTally, Tally};
-
-/// What flattening changed in one layer (or, summed, in an image).
-#[derive(Clone, Debug, Default, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Changes {
-    /// Entries read, PAX global headers excluded.
-    pub entries: u64,
-    /// Entries written to the output layer.
-    pub written: u64,
-    /// Written entries whose recorded owner was not 0:0.
-    pub owners_replaced: u64,
-    /// The UID:GID pairs the input entries recorded, most frequent first.
-    pub owners: Vec<OwnerTally>,
-    /// Input entries whose pair was not tracked one by one.
-    pub other_owners: u64,
-    /// Written entries whose user or group name was neither empty nor `root`.
-    pub names_replaced: u64,
-    pub setid_cleared: Tally,
-    pub devices_dropped: Tally,
-    /// Hardlinks whose target was dropped (a device, or another such link).
-    pub hardlinks_dropped: Tally,
-    /// Entries dropped with the reason in their detail: a name or hardlink
-    /// target climbing above the root, an unknown type, an invalid whiteout.
-    pub paths_dropped: Tally,
-    /// Names and hardlink targets written without their leading `/`.
-    pub absolute_stripped: Tally,
-    pub capabilities_removed: Tally,
-    /// `user.rootlesscontainers`, `user.overlay.*` and the other
-    /// attributes that record owners or overlay state.
-    pub owner_xattrs_removed: Tally,
-    pub acls_removed: Tally,
-    /// Sparse files, written as ordinary (dense) files.
-    pub sparse_expanded: Tally,
-    pub global_headers_dropped: u64,
-}
-
-impl Changes {
-    /// Adds another layer's changes (examples stay bounded by `max`).
-    pub fn merge(&mut self, o: &Changes, max: usize) {
-        self.entries += o.entries;
-        self.written += o.written;
-        self.owners_replaced += o.owners_replaced;
-        self.other_owners += o.other_owners;
-        self.names_replaced += o.names_replaced;
-        self.global_headers_dropped += o.global_headers_dropped;
-        for (a, b) in [
-            (&mut self.setid_cleared, &o.setid_cleared),
-            (&mut self.devices_dropped, &o.devices_dropped),
-            (&mut self.hardlinks_dropped, &o.hardlinks_dropped),
-            (&mut self.paths_dropped, &o.paths_dropped),
-            (&mut self.absolute_stripped, &o.absolute_stripped),
-            (&mut self.capabilities_removed, &o.capabilities_removed),
-            (&mut self.owner_xattrs_removed, &o.owner_xattrs_removed),
-            (&mut self.acls_removed, &o.acls_removed),
-            (&mut self.sparse_expanded, &o.sparse_expanded),
-        ] {
-            a.merge(b, max);
-        }
-        let mut owners: std::collections::BTreeMap<(u64, u64), Tally> =
-            self.owners.drain(..).map(|o| ((o.uid, o.gid), o.tally)).collect();
-        for x in &o.owners {
-            owners.entry((x.uid, x.gid)).or_default().merge(&x.tally, max);
-        }
-        self.owners = owners.into_iter().map(|((uid, gid), tally)| OwnerTally { uid, gid, tally }).collect();
-        self.owners.sort_by(|a, b| b.tally.count.cmp(&a.tally.count).then((a.uid, a.gid).cmp(&(b.uid, b.gid))));
-    }
-
-    /// Anything besides owners and names changed.
-    pub fn dropped(&self) -> u64 {
-        self.devices_dropped.count + self.hardlinks_dropped.count + self.paths_dropped.count
-    }
-}
-
-fn add(t: &mut Tally, max: usize, path: impl FnOnce() -> String, detail: Option<String>) {
-    t.count += 1;
-    if t.examples.len() < max {
-        t.examples.push(Example { path: path(), detail });
-    }
-}
 
 pub struct Rewriter<W: Write> {
     out: TarWriter<W>,

@@ -1,0 +1,98 @@
+//! The checks around the writing: the input must be a valid layout whose
+//! images may be flattened (consent for `caution`), and the output must
+//! validate clean.
+
+use std::path::Path;
+
+use super::Options;
+use super::errors::invalid;
+use crate::diagnostic::{Finding, Findings, Severity};
+use crate::error::{Error, Result};
+use crate::image;
+use crate::layout::Layout;
+use crate::reference::Reference;
+use crate::rules::{LAYOUT_FILE, LAYOUT_INDEX, layout as layout_rules};
+use crate::{policy, validate};
+
+/// Walks the input. A layout that cannot be read is a usage error; any
+/// other error the walk finds (a document that fails its digest or does not
+/// parse) refuses: output built on it cannot be trusted.
+pub(super) fn walk_input(layout: &Layout, selected: Option<&str>) -> Result<image::Walk> {
+    let mut f = Findings::default();
+    layout_rules::check_oci_layout(layout, &mut f);
+    let walk = image::walk(layout, selected, &mut f)?;
+    let errors: Vec<Finding> = f.into_vec().into_iter().filter(|x| x.severity == Severity::Error).collect();
+    let describe = |x: &Finding| match &x.location.file {
+        Some(file) => format!("{file}: {}", x.message),
+        None => x.message.clone(),
+    };
+    let why = errors.iter().map(describe).collect::<Vec<_>>().join("; ");
+    let root = layout.root().display();
+    if errors.iter().any(|x| x.rule == &LAYOUT_FILE || x.rule == &LAYOUT_INDEX) {
+        return Err(Error::usage(format!("{root}: not a readable OCI image layout: {why}")));
+    }
+    if !errors.is_empty() {
+        return Err(invalid(format!("{root}: the input is not valid: {why}"), errors));
+    }
+    if walk.images.is_empty() {
+        return Err(Error::usage(format!("{root}: the layout holds no image to flatten")));
+    }
+    Ok(walk)
+}
+
+/// The output tells every later consumer to flatten without asking, so
+/// flattening a `caution` image needs the consent unpacking it would
+/// (POLICY-CAUTION); without it nothing is written. Returns the notices of
+/// the images flattened with consent.
+pub(super) fn consent(walk: &image::Walk, confirmed: bool) -> Result<Vec<String>> {
+    let mut notices = Vec::new();
+    for img in &walk.images {
+        let d = img.declarations(&mut Findings::default());
+        let doing = "flattening it gives every file to root, clears set-ID bits and lets every later consumer flatten it without asking";
+        match policy::decide(&img.name, &d, confirmed, doing) {
+            Ok(notice) => notices.extend(notice),
+            Err(refusal) => {
+                return Err(Error::Refused {
+                    message: format!(
+                        "{refusal}. Nothing was written; run again with --confirm-flatten to flatten it anyway"
+                    ),
+                });
+            }
+        }
+    }
+    Ok(notices)
+}
+
+/// The output must be a clean `flattened` image. Some faults of an input
+/// (duplicate paths, hardlinks to nothing) cannot be repaired while
+/// streaming; validating what was written turns them into a refusal
+/// instead of a broken output.
+pub(super) fn self_check(dir: &Path, options: &Options) -> Result<()> {
+    let reference = Reference { kind: crate::reference::Kind::Directory, path: dir.to_path_buf(), ref_name: None };
+    // The output is this run's own writing: a layer flatten compressed
+    // well is no decompression bomb.
+    let mut limits = options.limits.clone();
+    limits.max_ratio = u64::MAX;
+    let check = validate::Options { max_examples: 3, limits, progress: crate::progress::Progress::none() };
+    let report = validate::validate(&reference, String::new(), &check).map_err(|e| match e {
+        // What cannot be read back was not written as it should have been.
+        Error::Usage { message, source } => Error::Write { message, source },
+        other => other,
+    })?;
+    let faults: Vec<Finding> = report.findings.into_iter().filter(|x| x.severity >= Severity::Warning).collect();
+    if faults.is_empty() {
+        return Ok(());
+    }
+    let described: Vec<String> = faults
+        .iter()
+        .map(|x| {
+            let at = x.examples.first().map(|e| format!(" ({})", e.path)).unwrap_or_default();
+            format!("{}: {}{at}", x.rule.id, x.message)
+        })
+        .collect();
+    let message = format!(
+        "the input has faults flatten cannot repair, so the output would not validate clean: {} (run `single-id validate` on the input)",
+        described.join("; ")
+    );
+    Err(invalid(message, faults))
+}

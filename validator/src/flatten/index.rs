@@ -1,0 +1,95 @@
+//! Rebuilding the indexes: flattened images get their new descriptors,
+//! nested indexes are rebuilt once each, artifacts are copied, everything
+//! else is kept.
+
+use std::collections::HashMap;
+
+use oci_spec::image::Descriptor;
+use serde_json::{Value, json};
+
+use super::documents::{DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST, declare, retarget, undeclare};
+use super::errors::refusal;
+use super::writer::Writer;
+use crate::annotation::KEYS;
+use crate::diagnostic::Location;
+use crate::error::Result;
+use crate::image::REF_NAME;
+use crate::layout::blob_path;
+use crate::rules::DOCUMENT_INVALID;
+
+impl Writer<'_> {
+    /// Rebuilds the index `doc` (found at `file`): flattened images get
+    /// their new descriptors, nested indexes are rebuilt, everything else
+    /// is kept. At the top, `selected` keeps only the image of that name.
+    pub(super) fn index(
+        &mut self,
+        doc: &mut Value,
+        file: &str,
+        flattened: &HashMap<(String, String), (String, u64)>,
+        selected: Option<&str>,
+    ) -> Result<()> {
+        undeclare(doc);
+        let old = match doc.get_mut("manifests").map(Value::take) {
+            Some(Value::Array(items)) => items,
+            _ => {
+                let why = "the index has no manifests array";
+                let at = Location::file(file).with_pointer("/manifests");
+                return Err(refusal(&DOCUMENT_INVALID, at, why.into(), format!("{file}: {why}")));
+            }
+        };
+        let mut new = Vec::new();
+        for (i, d) in old.into_iter().enumerate() {
+            let ref_name = d.get("annotations").and_then(|a| a.get(REF_NAME)).and_then(Value::as_str);
+            if selected.is_some_and(|s| ref_name != Some(s)) {
+                continue;
+            }
+            let pointer = format!("/manifests/{i}");
+            let media_type = d.get("mediaType").and_then(Value::as_str).unwrap_or_default();
+            if let Some((digest, size)) = flattened.get(&(file.to_string(), pointer.clone())) {
+                let mut nd = retarget(&d, OCI_MANIFEST, digest, *size);
+                declare(&mut nd, "annotations"); // ANNOTATION-INDEX
+                new.push(nd);
+                continue;
+            }
+            let desc: Descriptor = serde_json::from_value(d.clone()).map_err(|e| {
+                let at = Location::file(file).with_pointer(pointer.clone());
+                refusal(&DOCUMENT_INVALID, at, format!("descriptor: {e}"), format!("{file}: descriptor {pointer}: {e}"))
+            })?;
+            match media_type {
+                OCI_INDEX | DOCKER_LIST => {
+                    // An index listed many times is rebuilt once.
+                    let (digest, size) = match self.indexes_done.get(&desc.digest().to_string()) {
+                        Some(done) => done.clone(),
+                        None => {
+                            let here = Location::file(file).with_pointer(pointer.clone());
+                            let mut child = self.document(&desc, &format!("{file}: index"), &here)?;
+                            let child_file = blob_path(desc.digest());
+                            self.index(&mut child, &child_file, flattened, None)?;
+                            child["mediaType"] = json!(OCI_INDEX);
+                            let done = self.write_json(&child, Location::file(child_file))?;
+                            self.indexes_done.insert(desc.digest().to_string(), done.clone());
+                            done
+                        }
+                    };
+                    let mut nd = retarget(&d, OCI_INDEX, &digest, size);
+                    // A value here covers every image below, all flattened
+                    // now (ANNOTATION-CONSISTENT).
+                    if KEYS.iter().any(|k| nd.get("annotations").and_then(|a| a.get(k)).is_some()) {
+                        declare(&mut nd, "annotations");
+                    }
+                    new.push(nd);
+                }
+                OCI_MANIFEST | DOCKER_MANIFEST => {
+                    // An artifact: its config and layers come with the
+                    // walk's opaque blobs, the manifest itself here.
+                    self.copy(&desc, &Location::file(file.to_string()))?;
+                    new.push(d);
+                }
+                _ => new.push(d),
+            }
+        }
+        doc["manifests"] = Value::Array(new);
+        doc["mediaType"] = json!(OCI_INDEX);
+        Ok(())
+    }
+}
