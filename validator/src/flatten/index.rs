@@ -17,6 +17,10 @@ use crate::image::REF_NAME;
 use crate::layout::blob_path;
 use crate::rules::DOCUMENT_INVALID;
 
+/// The new manifest (digest and size) of each flattened image, by where
+/// the walk found its descriptor: index file and JSON pointer.
+pub(super) type Flattened = HashMap<(String, String), (String, u64)>;
+
 impl Writer<'_> {
     /// Rebuilds the index `doc` (found at `file`): flattened images get
     /// their new descriptors, nested indexes are rebuilt, everything else
@@ -25,7 +29,7 @@ impl Writer<'_> {
         &mut self,
         doc: &mut Value,
         file: &str,
-        flattened: &HashMap<(String, String), (String, u64)>,
+        flattened: &Flattened,
         selected: Option<&str>,
     ) -> Result<()> {
         undeclare(doc);
@@ -43,53 +47,65 @@ impl Writer<'_> {
             if selected.is_some_and(|s| ref_name != Some(s)) {
                 continue;
             }
-            let pointer = format!("/manifests/{i}");
-            let media_type = d.get("mediaType").and_then(Value::as_str).unwrap_or_default();
-            if let Some((digest, size)) = flattened.get(&(file.to_string(), pointer.clone())) {
-                let mut nd = retarget(&d, OCI_MANIFEST, digest, *size);
-                declare(&mut nd, "annotations"); // ANNOTATION-INDEX
-                new.push(nd);
-                continue;
-            }
-            let desc: Descriptor = serde_json::from_value(d.clone()).map_err(|e| {
-                let at = Location::file(file).with_pointer(pointer.clone());
-                refusal(&DOCUMENT_INVALID, at, format!("descriptor: {e}"), format!("{file}: descriptor {pointer}: {e}"))
-            })?;
-            match media_type {
-                OCI_INDEX | DOCKER_LIST => {
-                    // An index listed many times is rebuilt once.
-                    let (digest, size) = match self.indexes_done.get(&desc.digest().to_string()) {
-                        Some(done) => done.clone(),
-                        None => {
-                            let here = Location::file(file).with_pointer(pointer.clone());
-                            let mut child = self.document(&desc, &format!("{file}: index"), &here)?;
-                            let child_file = blob_path(desc.digest());
-                            self.index(&mut child, &child_file, flattened, None)?;
-                            child["mediaType"] = json!(OCI_INDEX);
-                            let done = self.write_json(&child, Location::file(child_file))?;
-                            self.indexes_done.insert(desc.digest().to_string(), done.clone());
-                            done
-                        }
-                    };
-                    let mut nd = retarget(&d, OCI_INDEX, &digest, size);
-                    // A value here covers every image below, all flattened
-                    // now (ANNOTATION-CONSISTENT).
-                    if KEYS.iter().any(|k| nd.get("annotations").and_then(|a| a.get(k)).is_some()) {
-                        declare(&mut nd, "annotations");
-                    }
-                    new.push(nd);
-                }
-                OCI_MANIFEST | DOCKER_MANIFEST => {
-                    // An artifact: its config and layers come with the
-                    // walk's opaque blobs, the manifest itself here.
-                    self.copy(&desc, &Location::file(file.to_string()))?;
-                    new.push(d);
-                }
-                _ => new.push(d),
-            }
+            new.push(self.index_entry(d, file, &format!("/manifests/{i}"), flattened)?);
         }
         doc["manifests"] = Value::Array(new);
         doc["mediaType"] = json!(OCI_INDEX);
         Ok(())
+    }
+
+    /// The descriptor `d`, found at `pointer` in `file`, in the new index.
+    fn index_entry(&mut self, d: Value, file: &str, pointer: &str, flattened: &Flattened) -> Result<Value> {
+        if let Some((digest, size)) = flattened.get(&(file.to_string(), pointer.to_string())) {
+            let mut nd = retarget(&d, OCI_MANIFEST, digest, *size);
+            declare(&mut nd, "annotations"); // ANNOTATION-INDEX
+            return Ok(nd);
+        }
+        let desc: Descriptor = serde_json::from_value(d.clone()).map_err(|e| {
+            let at = Location::file(file).with_pointer(pointer);
+            refusal(&DOCUMENT_INVALID, at, format!("descriptor: {e}"), format!("{file}: descriptor {pointer}: {e}"))
+        })?;
+        match d.get("mediaType").and_then(Value::as_str).unwrap_or_default() {
+            OCI_INDEX | DOCKER_LIST => {
+                let (digest, size) = self.nested_index(&desc, file, pointer, flattened)?;
+                let mut nd = retarget(&d, OCI_INDEX, &digest, size);
+                // A value here covers every image below, all flattened
+                // now (ANNOTATION-CONSISTENT).
+                if KEYS.iter().any(|k| nd.get("annotations").and_then(|a| a.get(k)).is_some()) {
+                    declare(&mut nd, "annotations");
+                }
+                Ok(nd)
+            }
+            OCI_MANIFEST | DOCKER_MANIFEST => {
+                // An artifact: its config and layers come with the
+                // walk's opaque blobs, the manifest itself here.
+                self.copy(&desc, &Location::file(file.to_string()))?;
+                Ok(d)
+            }
+            _ => Ok(d),
+        }
+    }
+
+    /// Rebuilds the nested index `desc` points at (from `pointer` in
+    /// `file`); returns its new digest and size. An index listed many times
+    /// is rebuilt once.
+    fn nested_index(
+        &mut self,
+        desc: &Descriptor,
+        file: &str,
+        pointer: &str,
+        flattened: &Flattened,
+    ) -> Result<(String, u64)> {
+        if let Some(done) = self.indexes_done.get(&desc.digest().to_string()) {
+            return Ok(done.clone());
+        }
+        let here = Location::file(file).with_pointer(pointer);
+        let mut child = self.document(desc, &format!("{file}: index"), &here)?;
+        let child_file = blob_path(desc.digest());
+        self.index(&mut child, &child_file, flattened, None)?;
+        child["mediaType"] = json!(OCI_INDEX);
+        let done = self.write_json(&child, Location::file(child_file))?;
+        self.indexes_done.insert(desc.digest().to_string(), done.clone());
+        Ok(done)
     }
 }

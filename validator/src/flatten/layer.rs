@@ -2,7 +2,9 @@
 //! into the rewriter, whose tar stream a second thread compresses into the
 //! new blob. A layer met again in the same position is flattened once.
 
-use std::io::Write as _;
+use std::fs::File;
+use std::io::{self, Write as _};
+use std::path::Path;
 use std::sync::mpsc;
 use std::thread;
 
@@ -16,9 +18,9 @@ use super::writer::{Writer, config_location, layer_location};
 use crate::diagnostic::Findings;
 use crate::error::{Error, Result};
 use crate::image::Image;
-use crate::layer::{self, Compression};
+use crate::layer::{self, BlobReader, Compression, Scanned, StreamError};
 use crate::rules::{DIFF_ID, LAYER_MEDIA_TYPE, LAYER_UNREADABLE, LIMIT_EXCEEDED, blob};
-use crate::stats::Collector;
+use crate::stats::{Collector, LayerStats};
 
 /// A flattened layer, kept for the images that share it.
 #[derive(Clone)]
@@ -37,6 +39,39 @@ pub(super) struct LayerOut {
 /// A layer's output depends on its blob, the compression and what lower
 /// layers dropped (hardlinks to those are dropped too).
 pub(super) type LayerKey = (String, Codec, Dropped);
+
+/// One layer to flatten, and how.
+struct Job<'a> {
+    img: &'a Image,
+    /// Its position in the manifest.
+    index: usize,
+    desc: &'a Descriptor,
+    /// What the config says the layer decompresses to.
+    diff_id: &'a str,
+    compression: Compression,
+    codec: Codec,
+    /// `image NAME: layer I (DIGEST)`, which every message starts with.
+    at: String,
+}
+
+/// What streaming a layer through the rewriter and the compressor left,
+/// each part to be judged in turn.
+struct Streamed {
+    /// The input blob, read to its end, to check its digest.
+    reader: BlobReader,
+    scanned: std::result::Result<Scanned, StreamError>,
+    /// The rewriter's tally; the owners are in `stats`.
+    changes: Changes,
+    dropped: Dropped,
+    /// Reading an entry's data failed (not writing it).
+    input_failed: bool,
+    newest: u64,
+    /// The diff_id of the new tar stream, or why it could not be ended.
+    tar_end: io::Result<String>,
+    /// The new blob's digest and size, or why it could not be written.
+    blob_written: io::Result<(String, u64)>,
+    stats: LayerStats,
+}
 
 impl Writer<'_> {
     /// Flattens layer `i` of `img`, or reuses the result for an identical
@@ -63,115 +98,119 @@ impl Writer<'_> {
         if let Some(done) = self.layers.get(&key) {
             return Ok(done.clone());
         }
-        let out = self.rewrite_layer(&at, img, i, desc, compression, codec, diff_id, key.2.clone())?;
+        let job = Job { img, index: i, desc, diff_id, compression, codec, at };
+        let out = self.rewrite_layer(&job, key.2.clone())?;
         self.layers.insert(key, out.clone());
         Ok(out)
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn rewrite_layer(
-        &mut self,
-        at: &str,
-        img: &Image,
-        i: usize,
-        desc: &Descriptor,
-        compression: Compression,
-        codec: Codec,
-        diff_id: &str,
-        dropped: Dropped,
-    ) -> Result<LayerOut> {
-        let max = self.options.max_examples;
-        let loc = img.location();
+    /// Streams the layer of `job` into a new blob, checks what the stream
+    /// left, and gives the blob its digest's name. A failed layer leaves no
+    /// blob file behind.
+    fn rewrite_layer(&mut self, job: &Job<'_>, dropped: Dropped) -> Result<LayerOut> {
+        let at = &job.at;
         let mut f = Findings::default();
-        let Some(opened) = blob::open(self.layout, desc, &loc, &mut f) else {
+        let Some(opened) = blob::open(self.layout, job.desc, &job.img.location(), &mut f) else {
             let findings = f.into_vec();
             return Err(invalid(format!("{at}: {}", messages(&findings)), findings));
         };
         let len = opened.len;
         let (temp, file) =
             self.blobs.temp().map_err(|e| write_io(format_args!("{at}: cannot create a blob file"), e))?;
-        let progress = &self.options.progress;
-        // Three threads per layer: decompressing (in `layer::scan`), tar
-        // parsing and rewriting (here), compressing and writing the blob.
-        let (tx, rx) = mpsc::sync_channel(CHANNEL_DEPTH);
-        let (reader, scanned, (changes, dropped, input_failed, newest), tar_end, blob_written, stats) =
-            thread::scope(|s| {
-                let writer = s.spawn(move || compress::compress_into(file, codec, rx));
-                let rewriter = Rewriter::new(HashingWriter::new(ChunkSender::new(tx)), dropped, self.keys.clone(), max);
-                let mut sinks = (rewriter, Collector::new(max));
-                let (reader, scanned) =
-                    layer::scan(opened.reader, compression, &mut sinks, progress, true, &self.layout.limits);
-                let (rewriter, collector) = sinks;
-                let Finished { out, changes, dropped, input_failed, newest } = rewriter.finish();
-                let tar_end = out.and_then(|hashing| {
-                    let (mut sender, diff_id, _) = hashing.finish();
-                    sender.flush()?;
-                    Ok(diff_id)
-                    // The sender is dropped here: the compressor sees the end.
-                });
-                let blob_written = match writer.join() {
-                    Ok(r) => r,
-                    Err(panic) => std::panic::resume_unwind(panic),
-                };
-                (reader, scanned, (changes, dropped, input_failed, newest), tar_end, blob_written, collector.finish())
-            });
-        let fail = |error: Error| {
+        let streamed = self.stream(job, opened.reader, file, dropped);
+        let out = judge(job, streamed, len, f, &temp).and_then(|out| {
+            self.blobs.commit(&temp, &out.digest).map_err(|e| write_io(format_args!("{at}: {}", temp.display()), e))?;
+            Ok(out)
+        });
+        if out.is_err() {
             let _ = std::fs::remove_file(&temp);
-            Err(error)
-        };
-        let layer_at = layer_location(img, i);
-        // The blob's own digest first: a corrupt blob explains everything after.
-        if !(blob::OpenBlob { reader, len }).check(desc, &loc, &mut f) {
-            let findings = f.into_vec();
-            return fail(invalid(format!("{at}: {}", messages(&findings)), findings));
         }
-        let scanned = match scanned {
-            Err(e) if !e.from_sink || input_failed => {
-                // As validate reports it: a limit, else an unreadable layer
-                // (a refusal of the rewriter names its own rule).
-                let (rule, what) = match (&e.limit, e.rule) {
-                    (Some(_), _) => (&LIMIT_EXCEEDED, "layer not read to its end"),
-                    (None, Some(rule)) => (rule, "layer cannot be read to its end"),
-                    (None, None) => (&LAYER_UNREADABLE, "layer cannot be read to its end"),
-                };
-                let message = format!("{at}: cannot be read to its end: {e}");
-                return fail(refusal(rule, layer_at, format!("{what}: {e}"), message));
-            }
-            other => other,
-        };
-        // A failed write stops the scan too; the writer's error says why.
-        let (digest, size) = match blob_written {
-            Ok(d) => d,
-            Err(e) => return fail(write_io(format_args!("{at}: writing the new layer {}", temp.display()), e)),
-        };
-        let scanned = match scanned {
-            Ok(s) => s,
-            // The rewriter refused an entry, as validate would report it.
-            Err(e) if e.rule.is_some() => {
-                let rule = e.rule.expect("checked");
-                return fail(refusal(rule, layer_at, e.to_string(), format!("{at}: {e}")));
-            }
-            Err(e) => return fail(write_failed(format!("{at}: writing the new layer: {e}"))),
-        };
-        if scanned.diff_id != diff_id {
-            let found = &scanned.diff_id;
-            return fail(refusal(
-                &DIFF_ID,
-                config_location(img).with_pointer(format!("/rootfs/diff_ids/{i}")),
-                format!("layer {i} decompresses to {found}, but the config says {diff_id}"),
-                format!("{at}: decompresses to {found}, but the config says {diff_id}"),
-            ));
-        }
-        let new_diff_id = match tar_end {
-            Ok(d) => d,
-            Err(e) => return fail(write_io(format_args!("{at}: writing the new layer"), e)),
-        };
-        if let Err(e) = self.blobs.commit(&temp, &digest) {
-            return fail(write_io(format_args!("{at}: {}", temp.display()), e));
-        }
-        let mut changes = changes;
-        changes.owners = stats.owners;
-        changes.other_owners = stats.other_owners;
-        Ok(LayerOut { media_type: codec.media_type(), digest, size, diff_id: new_diff_id, changes, dropped, newest })
+        out
     }
+
+    /// Runs the layer's pipeline on three threads: decompressing (in
+    /// `layer::scan`), tar parsing and rewriting (here), compressing and
+    /// writing the blob to `file`.
+    fn stream(&self, job: &Job<'_>, blob: BlobReader, file: File, dropped: Dropped) -> Streamed {
+        let max = self.options.max_examples;
+        let progress = &self.options.progress;
+        let (tx, rx) = mpsc::sync_channel(CHANNEL_DEPTH);
+        let codec = job.codec;
+        thread::scope(|s| {
+            let writer = s.spawn(move || compress::compress_into(file, codec, rx));
+            let rewriter = Rewriter::new(HashingWriter::new(ChunkSender::new(tx)), dropped, self.keys.clone(), max);
+            let mut sinks = (rewriter, Collector::new(max));
+            let (reader, scanned) = layer::scan(blob, job.compression, &mut sinks, progress, true, &self.layout.limits);
+            let (rewriter, collector) = sinks;
+            let Finished { out, changes, dropped, input_failed, newest } = rewriter.finish();
+            let tar_end = out.and_then(|hashing| {
+                let (mut sender, diff_id, _) = hashing.finish();
+                sender.flush()?;
+                Ok(diff_id)
+                // The sender is dropped here: the compressor sees the end.
+            });
+            let blob_written = match writer.join() {
+                Ok(r) => r,
+                Err(panic) => std::panic::resume_unwind(panic),
+            };
+            let stats = collector.finish();
+            Streamed { reader, scanned, changes, dropped, input_failed, newest, tar_end, blob_written, stats }
+        })
+    }
+}
+
+/// What the stream of `job` left, judged in the order that names the
+/// cause: the input blob's digest (a corrupt blob explains everything
+/// after), the input stream, the writing, the rewriter's refusals, the
+/// diff_id. `f` holds what opening the blob found; `len` is its length,
+/// `temp` the new blob's temporary file.
+fn judge(job: &Job<'_>, s: Streamed, len: u64, mut f: Findings, temp: &Path) -> Result<LayerOut> {
+    let at = &job.at;
+    if !(blob::OpenBlob { reader: s.reader, len }).check(job.desc, &job.img.location(), &mut f) {
+        let findings = f.into_vec();
+        return Err(invalid(format!("{at}: {}", messages(&findings)), findings));
+    }
+    let scanned = match s.scanned {
+        Err(e) if !e.from_sink || s.input_failed => return Err(unreadable(job, &e)),
+        other => other,
+    };
+    // A failed write stops the scan too; the writer's error says why.
+    let (digest, size) =
+        s.blob_written.map_err(|e| write_io(format_args!("{at}: writing the new layer {}", temp.display()), e))?;
+    let scanned = match scanned {
+        Ok(scanned) => scanned,
+        // The rewriter refused an entry, as validate reports it.
+        Err(e) if e.rule.is_some() => {
+            let rule = e.rule.expect("checked");
+            return Err(refusal(rule, layer_location(job.img, job.index), e.to_string(), format!("{at}: {e}")));
+        }
+        Err(e) => return Err(write_failed(format!("{at}: writing the new layer: {e}"))),
+    };
+    if scanned.diff_id != job.diff_id {
+        let (i, found, expected) = (job.index, &scanned.diff_id, job.diff_id);
+        return Err(refusal(
+            &DIFF_ID,
+            config_location(job.img).with_pointer(format!("/rootfs/diff_ids/{i}")),
+            format!("layer {i} decompresses to {found}, but the config says {expected}"),
+            format!("{at}: decompresses to {found}, but the config says {expected}"),
+        ));
+    }
+    let diff_id = s.tar_end.map_err(|e| write_io(format_args!("{at}: writing the new layer"), e))?;
+    let mut changes = s.changes;
+    changes.owners = s.stats.owners;
+    changes.other_owners = s.stats.other_owners;
+    let (dropped, newest) = (s.dropped, s.newest);
+    Ok(LayerOut { media_type: job.codec.media_type(), digest, size, diff_id, changes, dropped, newest })
+}
+
+/// The input stream of `job` stopped: a finding as validate reports it,
+/// under LIMIT-EXCEEDED for a limit, else LAYER-UNREADABLE.
+fn unreadable(job: &Job<'_>, e: &StreamError) -> Error {
+    let (rule, what) = match (&e.limit, e.rule) {
+        (Some(_), _) => (&LIMIT_EXCEEDED, "layer not read to its end"),
+        (None, Some(rule)) => (rule, "layer cannot be read to its end"),
+        (None, None) => (&LAYER_UNREADABLE, "layer cannot be read to its end"),
+    };
+    let message = format!("{}: cannot be read to its end: {e}", job.at);
+    refusal(rule, layer_location(job.img, job.index), format!("{what}: {e}"), message)
 }

@@ -81,8 +81,10 @@ impl<W: Write> Rewriter<W> {
         }
     }
 
-    fn drop_path(&mut self, e: &Entry, why: &str) {
+    /// Counts `e` as dropped, for the reason `why`.
+    fn drop_path(&mut self, e: &Entry, why: &str) -> Admit {
         add(&mut self.changes.paths_dropped, self.max, || e.display_path(), Some(why.to_string()));
+        Admit::Dropped
     }
 }
 
@@ -105,97 +107,111 @@ enum Admit {
     Dropped,
 }
 
+/// Refuses an entry whose reading readers disagree on, or one that exceeds
+/// a limit: it cannot be rewritten faithfully, and the output must not
+/// pick one reading.
+fn refuse(e: &Entry) -> Result<(), SinkError> {
+    if let Some(over) = &e.over_limit {
+        return Err(SinkError::finding(&LIMIT_EXCEEDED, format!("entry {} exceeds a limit: {over}", e.display_path())));
+    }
+    // An entry of unknown type is dropped below whatever readers take it
+    // for (consumers create nothing for it); any other disagreement has
+    // no one right reading to write.
+    // A disagreement about the owner is repaired: every entry is
+    // written 0:0 root/root.
+    let unknown = matches!(e.kind, Kind::Other(_));
+    if let Some(p) = e.unappliable().filter(|_| !unknown) {
+        return Err(SinkError::finding(
+            &LAYER_AMBIGUOUS,
+            format!(
+                "entry {}: tar readers disagree about it ({}); validate reports it as layer-ambiguous",
+                e.display_path(),
+                p.detail
+            ),
+        ));
+    }
+    if let Some(why) = &e.malformed {
+        return Err(SinkError::finding(&LAYER_HEADER_FIELD, format!("entry {}: {why}", e.display_path())));
+    }
+    Ok(())
+}
+
 impl<W: Write> Rewriter<W> {
-    /// Decides whether `e` is written, dropped, or refused (an entry whose
-    /// reading readers disagree on, or one that exceeds a limit, cannot be
-    /// rewritten faithfully: the output must not pick one reading).
+    /// Decides whether `e` is written, dropped, or refused (see [`refuse`]).
     fn admit(&mut self, e: &Entry) -> Result<Admit, SinkError> {
-        if let Some(over) = &e.over_limit {
-            return Err(SinkError::finding(
-                &LIMIT_EXCEEDED,
-                format!("entry {} exceeds a limit: {over}", e.display_path()),
-            ));
-        }
-        // An entry of unknown type is dropped below whatever readers take it
-        // for (consumers create nothing for it); any other disagreement has
-        // no one right reading to write.
-        // A disagreement about the owner is repaired: every entry is
-        // written 0:0 root/root.
-        let unknown = matches!(e.kind, Kind::Other(_));
-        if let Some(p) = e.unappliable().filter(|_| !unknown) {
-            return Err(SinkError::finding(
-                &LAYER_AMBIGUOUS,
-                format!(
-                    "entry {}: tar readers disagree about it ({}); validate reports it as layer-ambiguous",
-                    e.display_path(),
-                    p.detail
-                ),
-            ));
-        }
-        if let Some(why) = &e.malformed {
-            return Err(SinkError::finding(&LAYER_HEADER_FIELD, format!("entry {}: {why}", e.display_path())));
-        }
-        let max = self.max;
+        refuse(e)?;
         let Ok(path) = &e.path else {
-            self.drop_path(e, "name climbs above the root");
-            return Ok(Admit::Dropped);
+            return Ok(self.drop_path(e, "name climbs above the root"));
         };
-        if path.is_root() && e.kind != Kind::Dir {
-            self.drop_path(e, &format!("a {} cannot be the root", e.kind.name()));
-            return Ok(Admit::Dropped);
-        }
-        // Whiteouts are structure, not files: an invalid one is dropped, a
-        // valid one is written as the empty regular file layer.md describes,
-        // whatever type, content or link the input gave it.
-        if whiteout::under_whiteout(path) {
-            self.drop_path(e, "a `.wh.` name used as a directory");
-            return Ok(Admit::Dropped);
-        }
-        match whiteout::classify(path.name()) {
-            Name::Invalid(why) => {
-                self.drop_path(e, why);
-                return Ok(Admit::Dropped);
-            }
-            Name::Opaque | Name::Removes(_) => return Ok(Admit::Write { whiteout: true, link: Vec::new() }),
-            Name::Plain => {}
-        }
-        if let Kind::Other(b) = e.kind {
-            // Consumers skip unknown types (CONSUMER-UNKNOWN-TYPES); written
-            // out, a stray `L`, `K` or `x` would rename or retarget the next
-            // entry for readers that honour it.
-            self.drop_path(e, &format!("entry of unknown type {:?}", b as char));
-            return Ok(Admit::Dropped);
+        if let Some(decided) = self.admit_by_name(e, path) {
+            return Ok(decided);
         }
         let mut link = e.link.clone().unwrap_or_default();
         if e.kind == Kind::Symlink && link.is_empty() {
-            self.drop_path(e, "a symbolic link with an empty target, which no Linux consumer can create");
-            return Ok(Admit::Dropped);
+            return Ok(self.drop_path(e, "a symbolic link with an empty target, which no Linux consumer can create"));
         }
         if e.kind == Kind::Hardlink {
-            let Ok(target) = Normal::parse(&link) else {
-                self.drop_path(e, &format!("hardlink target {} climbs above the root", escape(&link)));
-                return Ok(Admit::Dropped);
-            };
-            if self.dropped.contains(&self.keys.hash_one(&target.0)) {
-                let detail = Some(format!("target {} was dropped", target.display()));
-                add(&mut self.changes.hardlinks_dropped, max, || e.display_path(), detail);
-                self.dropped.insert(self.keys.hash_one(&path.0));
-                return Ok(Admit::Dropped);
-            }
-            if let Some(rest) = strip_root(&link) {
-                let detail = Some(format!("hardlink target {}", escape(&link)));
-                add(&mut self.changes.absolute_stripped, max, || e.display_path(), detail);
-                link = rest.to_vec();
+            match self.hardlink_target(e, path, link) {
+                Some(target) => link = target,
+                None => return Ok(Admit::Dropped),
             }
         }
         if e.kind.is_device() {
-            add(&mut self.changes.devices_dropped, max, || e.display_path(), Some(e.kind.name().into()));
+            add(&mut self.changes.devices_dropped, self.max, || e.display_path(), Some(e.kind.name().into()));
             self.dropped.insert(self.keys.hash_one(&path.0));
             return Ok(Admit::Dropped);
         }
         // Something exists at this path again.
         self.dropped.remove(&self.keys.hash_one(&path.0));
         Ok(Admit::Write { whiteout: false, link })
+    }
+
+    /// What the entry's path and type alone decide: the root that is not a
+    /// directory, whiteouts, unknown types. `None` when they decide nothing.
+    fn admit_by_name(&mut self, e: &Entry, path: &Normal) -> Option<Admit> {
+        if path.is_root() && e.kind != Kind::Dir {
+            return Some(self.drop_path(e, &format!("a {} cannot be the root", e.kind.name())));
+        }
+        // Whiteouts are structure, not files: an invalid one is dropped, a
+        // valid one is written as the empty regular file layer.md describes,
+        // whatever type, content or link the input gave it.
+        if whiteout::under_whiteout(path) {
+            return Some(self.drop_path(e, "a `.wh.` name used as a directory"));
+        }
+        match whiteout::classify(path.name()) {
+            Name::Invalid(why) => return Some(self.drop_path(e, why)),
+            Name::Opaque | Name::Removes(_) => return Some(Admit::Write { whiteout: true, link: Vec::new() }),
+            Name::Plain => {}
+        }
+        if let Kind::Other(b) = e.kind {
+            // Consumers skip unknown types (CONSUMER-UNKNOWN-TYPES); written
+            // out, a stray `L`, `K` or `x` would rename or retarget the next
+            // entry for readers that honour it.
+            return Some(self.drop_path(e, &format!("entry of unknown type {:?}", b as char)));
+        }
+        None
+    }
+
+    /// The target the hardlink `e` (at `path`) is written with: `link`
+    /// without its leading `/`. `None` when the link is dropped: its target
+    /// climbs above the root or was dropped itself.
+    fn hardlink_target(&mut self, e: &Entry, path: &Normal, link: Vec<u8>) -> Option<Vec<u8>> {
+        let Ok(target) = Normal::parse(&link) else {
+            self.drop_path(e, &format!("hardlink target {} climbs above the root", escape(&link)));
+            return None;
+        };
+        if self.dropped.contains(&self.keys.hash_one(&target.0)) {
+            let detail = Some(format!("target {} was dropped", target.display()));
+            add(&mut self.changes.hardlinks_dropped, self.max, || e.display_path(), detail);
+            self.dropped.insert(self.keys.hash_one(&path.0));
+            return None;
+        }
+        if let Some(rest) = strip_root(&link) {
+            let detail = Some(format!("hardlink target {}", escape(&link)));
+            add(&mut self.changes.absolute_stripped, self.max, || e.display_path(), detail);
+            return Some(rest.to_vec());
+        }
+        Some(link)
     }
 
     /// Counts what flattening changes about the entry's owner and mode.
@@ -240,30 +256,28 @@ impl<W: Write> Rewriter<W> {
     }
 }
 
-impl<W: Write> Sink for Rewriter<W> {
-    fn entry(&mut self, e: &Entry, data: &mut dyn Read) -> Result<(), SinkError> {
-        if e.kind == Kind::Global {
-            // Readers disagree on whether global headers apply; the entries
-            // already carry everything they need. One that sets more than
-            // owners changes the entries for some readers: no one output
-            // says what they all read.
-            if let Some(p) = e.unappliable() {
-                return Err(SinkError::finding(
-                    &LAYER_AMBIGUOUS,
-                    format!(
-                        "a PAX global header: tar readers disagree about the entries after it ({}); validate reports it as layer-ambiguous",
-                        p.detail
-                    ),
-                ));
-            }
-            self.changes.global_headers_dropped += 1;
-            return Ok(());
+impl<W: Write> Rewriter<W> {
+    /// A PAX global header is dropped: the entries already carry everything
+    /// they need. Readers disagree on whether one applies, so one that sets
+    /// more than owners changes the entries for some readers: no one output
+    /// says what they all read.
+    fn global_header(&mut self, e: &Entry) -> Result<(), SinkError> {
+        if let Some(p) = e.unappliable() {
+            return Err(SinkError::finding(
+                &LAYER_AMBIGUOUS,
+                format!(
+                    "a PAX global header: tar readers disagree about the entries after it ({}); validate reports it as layer-ambiguous",
+                    p.detail
+                ),
+            ));
         }
-        self.changes.entries += 1;
-        let (whiteout, link) = match self.admit(e)? {
-            Admit::Write { whiteout, link } => (whiteout, link),
-            Admit::Dropped => return Ok(()),
-        };
+        self.changes.global_headers_dropped += 1;
+        Ok(())
+    }
+
+    /// The name `e` is written under: without leading slashes, and for a
+    /// whiteout without trailing ones.
+    fn output_name(&mut self, e: &Entry, whiteout: bool) -> Vec<u8> {
         let mut name = e.raw_path.clone();
         if let Some(rest) = strip_root(&e.raw_path) {
             add(&mut self.changes.absolute_stripped, self.max, || e.display_path(), None);
@@ -276,22 +290,61 @@ impl<W: Write> Sink for Rewriter<W> {
                 name.pop();
             }
         }
+        name
+    }
+
+    /// Writes `header` and, when `data` is given, the entry's content. A
+    /// failure says whether reading the input or writing the output broke.
+    fn write_entry(&mut self, e: &Entry, header: &Header<'_>, data: Option<&mut dyn Read>) -> Result<(), SinkError> {
+        let mut tracked = data.map(|inner| Tracked { inner, failed: false });
+        let result = self.out.entry(header, tracked.as_mut().map(|t| t as &mut dyn Read));
+        if let Err(err) = result {
+            // A short read is the input's fault too (the writer checks the length).
+            if tracked.is_some_and(|t| t.failed) || err.kind() == std::io::ErrorKind::UnexpectedEof {
+                self.input_failed = true;
+                return Err(SinkError::other(format!("reading {}: {err}", e.display_path())));
+            }
+            return Err(SinkError::other(format!("writing {}: {err}", e.display_path())));
+        }
+        self.changes.written += 1;
+        self.newest = self.newest.max(e.mtime);
+        Ok(())
+    }
+}
+
+/// The typeflag `kind` is written with, and whether its data follows.
+/// `None` for the kinds `admit` drops.
+fn typeflag(kind: Kind, whiteout: bool) -> Option<(u8, bool)> {
+    Some(match kind {
+        _ if whiteout => (b'0', false),
+        Kind::File => (b'0', true),
+        Kind::Hardlink => (b'1', false),
+        Kind::Symlink => (b'2', false),
+        Kind::Dir => (b'5', false),
+        Kind::Fifo => (b'6', false),
+        Kind::Char | Kind::Block | Kind::Global | Kind::Other(_) => return None,
+    })
+}
+
+impl<W: Write> Sink for Rewriter<W> {
+    fn entry(&mut self, e: &Entry, data: &mut dyn Read) -> Result<(), SinkError> {
+        if e.kind == Kind::Global {
+            return self.global_header(e);
+        }
+        self.changes.entries += 1;
+        let (whiteout, link) = match self.admit(e)? {
+            Admit::Write { whiteout, link } => (whiteout, link),
+            Admit::Dropped => return Ok(()),
+        };
+        let name = self.output_name(e, whiteout);
         self.count_owner_changes(e);
         if e.sparse {
             // Written dense: every reader reads a regular file alike.
             add(&mut self.changes.sparse_expanded, self.max, || e.display_path(), Some(format!("{} bytes", e.size)));
         }
         let xattrs = self.kept_xattrs(e);
-        let (typeflag, with_data) = match e.kind {
-            _ if whiteout => (b'0', false),
-            Kind::File => (b'0', true),
-            Kind::Hardlink => (b'1', false),
-            Kind::Symlink => (b'2', false),
-            Kind::Dir => (b'5', false),
-            Kind::Fifo => (b'6', false),
-            // Dropped in `admit`; never written.
-            Kind::Char | Kind::Block | Kind::Global | Kind::Other(_) => return Ok(()),
-        };
+        // Dropped in `admit`; never written.
+        let Some((typeflag, with_data)) = typeflag(e.kind, whiteout) else { return Ok(()) };
         let header = Header {
             name: &name,
             typeflag,
@@ -304,18 +357,6 @@ impl<W: Write> Sink for Rewriter<W> {
             owner_name: ids::ROOT,
             xattrs: &xattrs,
         };
-        let mut tracked = Tracked { inner: data, failed: false };
-        let result = self.out.entry(&header, if with_data { Some(&mut tracked) } else { None });
-        if let Err(err) = result {
-            // A short read is the input's fault too (the writer checks the length).
-            if tracked.failed || err.kind() == std::io::ErrorKind::UnexpectedEof {
-                self.input_failed = true;
-                return Err(SinkError::other(format!("reading {}: {err}", e.display_path())));
-            }
-            return Err(SinkError::other(format!("writing {}: {err}", e.display_path())));
-        }
-        self.changes.written += 1;
-        self.newest = self.newest.max(e.mtime);
-        Ok(())
+        self.write_entry(e, &header, with_data.then_some(data))
     }
 }

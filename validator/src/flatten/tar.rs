@@ -44,6 +44,70 @@ impl<W: Write> TarWriter<W> {
 
     /// Writes `h`, then `size` bytes of `data` (files only) and padding.
     pub(super) fn entry(&mut self, h: &Header<'_>, data: Option<&mut dyn Read>) -> io::Result<()> {
+        let x = Extended::of(h);
+        for (typeflag, value) in [(b'L', x.long_name), (b'K', x.long_link)] {
+            if let Some(value) = value {
+                let mut body = value.to_vec();
+                body.push(0);
+                let block = raw_header(b"././@LongLink", typeflag, 0o644, body.len() as u64, 0, b"", b"", true);
+                self.inner.write_all(&block)?;
+                self.write_padded(&body)?;
+            }
+        }
+        if !x.pax.is_empty() {
+            let block = raw_header(&pax_name(h.name), b'x', 0o644, x.pax.len() as u64, 0, b"", b"", false);
+            self.inner.write_all(&block)?;
+            self.write_padded(&x.pax)?;
+        }
+        let block = raw_header(h.name, h.typeflag, h.mode, x.size_field, x.mtime_field, h.link, h.owner_name, false);
+        self.inner.write_all(&block)?;
+        if let Some(data) = data {
+            let copied = io::copy(&mut data.take(h.size), &mut self.inner)?;
+            if copied != h.size {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("entry data ended after {copied} of {} bytes", h.size),
+                ));
+            }
+            self.pad(h.size)?;
+        }
+        Ok(())
+    }
+
+    fn write_padded(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.inner.write_all(bytes)?;
+        self.pad(bytes.len() as u64)
+    }
+
+    fn pad(&mut self, len: u64) -> io::Result<()> {
+        let rest = (BLOCK - (len % BLOCK as u64) as usize) % BLOCK;
+        self.inner.write_all(&[0u8; BLOCK][..rest])
+    }
+
+    /// Writes the end-of-archive marker (two zero blocks).
+    pub(super) fn finish(mut self) -> io::Result<W> {
+        self.inner.write_all(&[0u8; 2 * BLOCK])?;
+        self.inner.flush()?;
+        Ok(self.inner)
+    }
+}
+
+/// What of a header does not fit its ustar fields, and what the fields
+/// then hold.
+struct Extended<'a> {
+    /// PAX records: long names and link targets, a size or mtime past the
+    /// octal fields, an exact mtime, the xattrs.
+    pax: Vec<u8>,
+    /// A long name holding a newline, for a GNU long-name entry.
+    long_name: Option<&'a [u8]>,
+    /// A long link target holding a newline, for a GNU long-link entry.
+    long_link: Option<&'a [u8]>,
+    size_field: u64,
+    mtime_field: u64,
+}
+
+impl<'a> Extended<'a> {
+    fn of(h: &Header<'a>) -> Self {
         let mut pax = Vec::new();
         let mut long_name = None;
         let mut long_link = None;
@@ -79,50 +143,7 @@ impl<W: Write> TarWriter<W> {
             key.extend_from_slice(name);
             pax_record(&mut pax, &key, value);
         }
-        for (typeflag, value) in [(b'L', long_name), (b'K', long_link)] {
-            if let Some(value) = value {
-                let mut body = value.to_vec();
-                body.push(0);
-                let block = raw_header(b"././@LongLink", typeflag, 0o644, body.len() as u64, 0, b"", b"", true);
-                self.inner.write_all(&block)?;
-                self.write_padded(&body)?;
-            }
-        }
-        if !pax.is_empty() {
-            let block = raw_header(&pax_name(h.name), b'x', 0o644, pax.len() as u64, 0, b"", b"", false);
-            self.inner.write_all(&block)?;
-            self.write_padded(&pax)?;
-        }
-        let block = raw_header(h.name, h.typeflag, h.mode, size_field, mtime_field, h.link, h.owner_name, false);
-        self.inner.write_all(&block)?;
-        if let Some(data) = data {
-            let copied = io::copy(&mut data.take(h.size), &mut self.inner)?;
-            if copied != h.size {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    format!("entry data ended after {copied} of {} bytes", h.size),
-                ));
-            }
-            self.pad(h.size)?;
-        }
-        Ok(())
-    }
-
-    fn write_padded(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.inner.write_all(bytes)?;
-        self.pad(bytes.len() as u64)
-    }
-
-    fn pad(&mut self, len: u64) -> io::Result<()> {
-        let rest = (BLOCK - (len % BLOCK as u64) as usize) % BLOCK;
-        self.inner.write_all(&[0u8; BLOCK][..rest])
-    }
-
-    /// Writes the end-of-archive marker (two zero blocks).
-    pub(super) fn finish(mut self) -> io::Result<W> {
-        self.inner.write_all(&[0u8; 2 * BLOCK])?;
-        self.inner.flush()?;
-        Ok(self.inner)
+        Extended { pax, long_name, long_link, size_field, mtime_field }
     }
 }
 

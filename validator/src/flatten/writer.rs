@@ -13,6 +13,7 @@ use super::Options;
 use super::blobs::Blobs;
 use super::documents::{canonical_json, within_limit};
 use super::errors::{invalid, messages, refusal, write_io};
+use super::index::Flattened;
 use super::layer::{LayerKey, LayerOut};
 use super::report::{CopiedBlob, ImageReport};
 use crate::diagnostic::{Findings, Location, Severity};
@@ -59,7 +60,7 @@ pub(super) fn write_layout(
     options.progress.start(layer_bytes(&walk.images), "flattening layers");
     let mut reports = Vec::new();
     // The new descriptor of each image, by where the walk found it.
-    let mut flattened: HashMap<(String, String), (String, u64)> = HashMap::new();
+    let mut flattened = Flattened::new();
     for img in &walk.images {
         let (report, manifest) = w.image(img)?;
         for entry in &img.referrers {
