@@ -2,11 +2,13 @@
 //! images may be flattened (consent for `caution`), and the output must
 //! validate clean.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use super::Options;
 use super::errors::invalid;
-use crate::diagnostic::{Finding, Findings, Severity};
+use super::writer::Written;
+use crate::diagnostic::{Finding, Findings, Location, Severity};
 use crate::error::{Error, Result};
 use crate::image;
 use crate::layout::Layout;
@@ -67,7 +69,7 @@ pub(super) fn consent(walk: &image::Walk, confirmed: bool) -> Result<Vec<String>
 /// (duplicate paths, hardlinks to nothing) cannot be repaired while
 /// streaming; validating what was written turns them into a refusal
 /// instead of a broken output.
-pub(super) fn self_check(dir: &Path, options: &Options) -> Result<()> {
+pub(super) fn self_check(dir: &Path, options: &Options, walk: &image::Walk, written: &Written) -> Result<()> {
     let reference = Reference { kind: crate::reference::Kind::Directory, path: dir.to_path_buf(), ref_name: None };
     // The output is this run's own writing: a layer flatten compressed
     // well is no decompression bomb.
@@ -79,7 +81,7 @@ pub(super) fn self_check(dir: &Path, options: &Options) -> Result<()> {
         Error::Usage { message, source } => Error::Write { message, source },
         other => other,
     })?;
-    let faults: Vec<Finding> = report.findings.into_iter().filter(|x| x.severity >= Severity::Warning).collect();
+    let mut faults: Vec<Finding> = report.findings.into_iter().filter(|x| x.severity >= Severity::Warning).collect();
     if faults.is_empty() {
         return Ok(());
     }
@@ -94,5 +96,46 @@ pub(super) fn self_check(dir: &Path, options: &Options) -> Result<()> {
         "the input has faults flatten cannot repair, so the output would not validate clean: {} (run `single-id validate` on the input)",
         described.join("; ")
     );
+    let to_input = input_names(walk, written);
+    for finding in &mut faults {
+        to_input.relocate(&mut finding.location);
+    }
     Err(invalid(message, faults))
+}
+
+/// The input's names for the output's blobs: the fault is in the input,
+/// and the output is removed.
+struct InputNames {
+    /// Output digest → input digest, of manifests, configs and layers.
+    digests: HashMap<String, String>,
+    /// The same, as layout-relative blob paths.
+    files: HashMap<String, String>,
+}
+
+fn input_names(walk: &image::Walk, written: &Written) -> InputNames {
+    let mut digests = HashMap::new();
+    // The reports are in the order of the walk's images.
+    for (img, report) in walk.images.iter().zip(&written.0) {
+        digests.insert(report.output_manifest.clone(), report.manifest.clone());
+        digests.insert(report.output_config.clone(), img.manifest.config().digest().to_string());
+        for layer in &report.layers {
+            digests.insert(layer.output_digest.clone(), layer.digest.clone());
+        }
+    }
+    let file = |digest: &str| format!("blobs/{}", digest.replacen(':', "/", 1));
+    let files = digests.iter().map(|(out, input)| (file(out), file(input))).collect();
+    InputNames { digests, files }
+}
+
+impl InputNames {
+    /// `at`, a location in the output, as the same place in the input.
+    fn relocate(&self, at: &mut Location) {
+        for (value, names) in
+            [(&mut at.manifest, &self.digests), (&mut at.blob, &self.digests), (&mut at.file, &self.files)]
+        {
+            if let Some(input) = value.as_ref().and_then(|v| names.get(v)) {
+                *value = Some(input.clone());
+            }
+        }
+    }
 }

@@ -68,7 +68,7 @@ pub fn flatten(reference: &Reference, target: String, output_arg: &str, options:
     let notices = check::consent(&walk, options.confirm_flatten)?;
     let staging = Staging::prepare(&output)?;
     let result = writer::write_layout(&layout, &walk, reference.ref_name.as_deref(), staging.layout_dir(), options)
-        .and_then(|report| check::self_check(staging.layout_dir(), options).map(|()| report))
+        .and_then(|written| check::self_check(staging.layout_dir(), options, &walk, &written).map(|()| written))
         .and_then(|report| staging.finish(&output).map(|()| report));
     match result {
         Ok((images, copied)) => Ok(FlattenReport {
