@@ -35,6 +35,7 @@ impl Blobs {
         fs::rename(temp, self.path(digest))
     }
 
+    /// Where the blob of `digest` goes.
     pub(super) fn path(&self, digest: &str) -> PathBuf {
         self.dir.join(digest.trim_start_matches("sha256:"))
     }

@@ -112,6 +112,7 @@ struct InputNames {
     files: HashMap<String, String>,
 }
 
+/// The names of `written` blobs in the input of `walk`.
 fn input_names(walk: &image::Walk, written: &Written) -> InputNames {
     let mut digests = HashMap::new();
     // The reports are in the order of the walk's images.

@@ -12,13 +12,16 @@ use crate::digest::{DigestAlgorithm, Hasher};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum Codec {
+    /// gzip, at the default level, with no name and mtime 0 in its header.
     Gzip,
+    /// zstd, at level 3 on one thread.
     Zstd,
     /// No compression: a plain tar layer.
     None,
 }
 
 impl Codec {
+    /// The codec that keeps a layer's own compression.
     pub fn from_layer(c: crate::layer::Compression) -> Codec {
         match c {
             crate::layer::Compression::None => Codec::None,
@@ -27,6 +30,7 @@ impl Codec {
         }
     }
 
+    /// Its name: `gzip`, `zstd` or `none`.
     pub fn as_str(self) -> &'static str {
         match self {
             Codec::Gzip => "gzip",
@@ -53,6 +57,7 @@ pub(super) struct HashingWriter<W> {
 }
 
 impl<W: Write> HashingWriter<W> {
+    /// Hashes what is written on to `inner`.
     pub(super) fn new(inner: W) -> Self {
         let hasher = Hasher::new(&DigestAlgorithm::Sha256).expect("sha256 is always available");
         HashingWriter { inner, hasher, count: 0 }
@@ -87,6 +92,7 @@ enum Compressor<W: Write> {
 }
 
 impl<W: Write> Compressor<W> {
+    /// A compressor for `codec`, writing to `inner`.
     fn new(inner: W, codec: Codec) -> io::Result<Self> {
         Ok(match codec {
             Codec::None => Compressor::Plain(inner),
@@ -97,6 +103,7 @@ impl<W: Write> Compressor<W> {
         })
     }
 
+    /// Ends the compressed stream; returns the inner writer.
     fn finish(self) -> io::Result<W> {
         match self {
             Compressor::Plain(w) => Ok(w),
@@ -128,6 +135,7 @@ impl<W: Write> Write for Compressor<W> {
 /// bounds the memory in flight per layer to about a megabyte.
 const CHUNK: usize = 256 << 10;
 
+/// Chunks in flight between the rewriter and the compressing thread.
 pub(super) const CHANNEL_DEPTH: usize = 4;
 
 /// The writing end of the hand-over to the compressing thread: collects
@@ -138,10 +146,12 @@ pub(super) struct ChunkSender {
 }
 
 impl ChunkSender {
+    /// A sender on `tx`, with an empty chunk.
     pub(super) fn new(tx: SyncSender<Vec<u8>>) -> Self {
         ChunkSender { tx, buf: Vec::with_capacity(CHUNK) }
     }
 
+    /// Hands the chunk collected so far over, if there is one.
     fn send(&mut self) -> io::Result<()> {
         if self.buf.is_empty() {
             return Ok(());

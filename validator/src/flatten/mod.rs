@@ -38,13 +38,17 @@ use crate::error::{Error, Result};
 use crate::reference::Reference;
 use staging::Staging;
 
+/// How to flatten.
 #[derive(Clone, Debug, Default)]
 pub struct Options {
     /// Compression of every output layer; `None` keeps each layer's own.
     pub compression: Option<Codec>,
     /// The user consents to flattening `caution` images (POLICY-CAUTION).
     pub confirm_flatten: bool,
+    /// Example paths the report keeps per kind of change.
     pub max_examples: usize,
+    /// The resource limits reading the input applies (and the JSON limit
+    /// the output's documents must stay within).
     pub limits: crate::limits::Limits,
     /// Told how many layer bytes have been read.
     pub progress: crate::progress::Progress,
@@ -69,7 +73,7 @@ pub fn flatten(reference: &Reference, target: String, output_arg: &str, options:
     let staging = Staging::prepare(&output)?;
     let result = writer::write_layout(&layout, &walk, reference.ref_name.as_deref(), staging.layout_dir(), options)
         .and_then(|written| check::self_check(staging.layout_dir(), options, &walk, &written).map(|()| written))
-        .and_then(|report| staging.finish(&output).map(|()| report));
+        .and_then(|written| staging.finish(&output).map(|()| written));
     match result {
         Ok((images, copied)) => Ok(FlattenReport {
             report_version: 1,

@@ -10,6 +10,7 @@ use crate::reference::{self, Reference};
 /// Where the new layout goes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Output {
+    /// An OCI layout directory.
     Directory(PathBuf),
     /// An OCI archive: the layout as an uncompressed tar.
     Archive(PathBuf),

@@ -8,9 +8,11 @@ use serde::Serialize;
 use crate::diagnostic::Example;
 use crate::stats::{OwnerTally, Tally};
 
+/// What a finished flatten reports (`schema/flatten-report.schema.json`).
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FlattenReport {
+    /// The version of this report's format: 1.
     pub report_version: u32,
     /// POLICY-CAUTION notices of the images flattened with consent.
     pub notices: Vec<String>,
@@ -20,18 +22,24 @@ pub struct FlattenReport {
     pub output: String,
     /// `input` (each layer keeps its compression), `gzip`, `zstd` or `none`.
     pub compression: &'static str,
+    /// Every image flattened, in the order the walk found them.
     pub images: Vec<ImageReport>,
     /// Blobs copied unchanged: artifacts and descriptors that are not images.
     pub copied: Vec<CopiedBlob>,
 }
 
+/// One image flattened.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ImageReport {
+    /// The image's `ref.name` (with platform when reached through a nested
+    /// index), or its manifest digest.
     pub name: String,
     /// Digest of the input manifest.
     pub manifest: String,
+    /// Digest of the new manifest, which declares `flattened`.
     pub output_manifest: String,
+    /// Digest of the new config: new diff_ids, the Label, a history entry.
     pub output_config: String,
     /// `config.User` of the input, when it has one.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -42,29 +50,43 @@ pub struct ImageReport {
     /// from the manifest annotations and config Labels: they name the
     /// unflattened base, which the new image no longer builds on.
     pub base_annotations_dropped: Vec<String>,
+    /// Every layer, in manifest order.
     pub layers: Vec<LayerReport>,
     /// Every layer together.
     pub total: Changes,
 }
 
+/// One layer of an image, flattened.
 #[derive(Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LayerReport {
+    /// Position of the layer in the manifest, from 0.
     pub index: usize,
+    /// Digest of the input layer blob.
     pub digest: String,
+    /// The input layer's media type.
     pub media_type: String,
+    /// Digest of the new layer blob.
     pub output_digest: String,
+    /// The new layer's media type (OCI, with the output compression).
     pub output_media_type: String,
+    /// Size of the new layer blob, in bytes.
     pub output_size: u64,
+    /// sha256 of the new layer's uncompressed tar stream.
     pub output_diff_id: String,
+    /// What flattening changed in this layer.
     pub changes: Changes,
 }
 
+/// A blob copied byte for byte.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CopiedBlob {
+    /// Its digest, the same in input and output.
     pub digest: String,
+    /// The media type of the descriptor that referenced it.
     pub media_type: String,
+    /// Its size in bytes.
     pub size: u64,
 }
 
@@ -84,7 +106,10 @@ pub struct Changes {
     pub other_owners: u64,
     /// Written entries whose user or group name was neither empty nor `root`.
     pub names_replaced: u64,
+    /// Entries written without their setuid or setgid bit; the detail is
+    /// the recorded mode.
     pub setid_cleared: Tally,
+    /// Character and block devices, not written.
     pub devices_dropped: Tally,
     /// Hardlinks whose target was dropped (a device, or another such link).
     pub hardlinks_dropped: Tally,
@@ -93,13 +118,17 @@ pub struct Changes {
     pub paths_dropped: Tally,
     /// Names and hardlink targets written without their leading `/`.
     pub absolute_stripped: Tally,
+    /// Entries written without their `security.capability` attribute.
     pub capabilities_removed: Tally,
     /// `user.rootlesscontainers`, `user.overlay.*` and the other
     /// attributes that record owners or overlay state.
     pub owner_xattrs_removed: Tally,
+    /// Entries written without their POSIX ACLs (PAX `SCHILY.acl`
+    /// records or `system.posix_acl_*` attributes).
     pub acls_removed: Tally,
     /// Sparse files, written as ordinary (dense) files.
     pub sparse_expanded: Tally,
+    /// PAX global headers, not written.
     pub global_headers_dropped: u64,
 }
 
@@ -140,6 +169,8 @@ impl Changes {
     }
 }
 
+/// Counts one occurrence in `t`, keeping `path` (and `detail`) as an
+/// example while fewer than `max` are kept.
 pub(super) fn add(t: &mut Tally, max: usize, path: impl FnOnce() -> String, detail: Option<String>) {
     t.count += 1;
     if t.examples.len() < max {

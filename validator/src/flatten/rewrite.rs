@@ -14,6 +14,8 @@ use crate::rules::{LAYER_AMBIGUOUS, LAYER_HEADER_FIELD, LIMIT_EXCEEDED};
 use crate::spec::whiteout::{self, Name};
 use crate::spec::{ids, xattr};
 
+/// The sink that writes each entry of one layer, made `flattened`, to a
+/// new tar stream, counting what it changed.
 pub struct Rewriter<W: Write> {
     out: TarWriter<W>,
     max: usize,
@@ -34,9 +36,11 @@ pub struct Rewriter<W: Write> {
 pub struct Finished<W> {
     /// The writer after the end-of-archive marker, or why it failed.
     pub out: std::io::Result<W>,
+    /// What was changed.
     pub changes: Changes,
     /// Paths dropped in this and lower layers, for the next layer.
     pub dropped: Dropped,
+    /// Reading an entry's data failed, not writing it.
     pub input_failed: bool,
     /// The newest modification time of an entry written, in seconds.
     pub newest: u64,
@@ -58,6 +62,8 @@ impl Read for Tracked<'_> {
 }
 
 impl<W: Write> Rewriter<W> {
+    /// A rewriter writing to `out`, knowing the paths lower layers
+    /// `dropped` (hashed with `keys`), keeping `max` examples a change.
     pub fn new(out: W, dropped: Dropped, keys: RandomState, max: usize) -> Self {
         Rewriter {
             out: TarWriter::new(out),

@@ -22,6 +22,8 @@ pub(super) enum Staging {
 }
 
 impl Staging {
+    /// Creates the place to write to: the directory OUTPUT (unless it is
+    /// there, empty), or the temporary directory beside an archive.
     pub(super) fn prepare(output: &Output) -> Result<Staging> {
         match output {
             Output::Directory(dir) => {
@@ -52,6 +54,7 @@ impl Staging {
         }
     }
 
+    /// The directory the layout is written to.
     pub(super) fn layout_dir(&self) -> &Path {
         match self {
             Staging::Directory { dir, .. } => dir,
@@ -106,6 +109,7 @@ impl Staging {
     }
 }
 
+/// Whether `a` and `b` are the same file (one a hard link of the other).
 fn same_file(a: &Path, b: &Path) -> io::Result<bool> {
     use std::os::unix::fs::MetadataExt;
     let (a, b) = (std::fs::metadata(a)?, std::fs::metadata(b)?);
@@ -162,6 +166,7 @@ pub(super) fn pack(root: &Path, dest: &Path) -> io::Result<()> {
     out.into_inner().map_err(|e| e.into_error())?.sync_all()
 }
 
+/// The names in `dir`, sorted.
 fn sorted_names(dir: &Path) -> io::Result<Vec<String>> {
     let mut names: Vec<String> = fs::read_dir(dir)?
         .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))

@@ -8,6 +8,7 @@ use std::io::{self, Read, Write};
 /// goes into a PAX record and the field holds 0.
 const MAX_OCTAL_11: u64 = 0o77777777777;
 
+/// The tar block: headers are one, data is padded to whole ones.
 const BLOCK: usize = 512;
 
 /// One tar entry to write. Owners are always 0:0.
@@ -38,6 +39,7 @@ pub(super) struct TarWriter<W: Write> {
 }
 
 impl<W: Write> TarWriter<W> {
+    /// A tar stream written to `inner`.
     pub(super) fn new(inner: W) -> Self {
         TarWriter { inner }
     }
@@ -74,11 +76,13 @@ impl<W: Write> TarWriter<W> {
         Ok(())
     }
 
+    /// Writes `bytes`, padded to a whole block.
     fn write_padded(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.inner.write_all(bytes)?;
         self.pad(bytes.len() as u64)
     }
 
+    /// Pads `len` bytes written to a whole block.
     fn pad(&mut self, len: u64) -> io::Result<()> {
         let rest = (BLOCK - (len % BLOCK as u64) as usize) % BLOCK;
         self.inner.write_all(&[0u8; BLOCK][..rest])
@@ -107,6 +111,7 @@ struct Extended<'a> {
 }
 
 impl<'a> Extended<'a> {
+    /// What of `h` goes beyond the ustar fields.
     fn of(h: &Header<'a>) -> Self {
         let mut pax = Vec::new();
         let mut long_name = None;
@@ -174,6 +179,7 @@ pub(crate) fn pax_record(out: &mut Vec<u8>, key: &[u8], value: &[u8]) {
     out.push(b'\n');
 }
 
+/// The number of decimal digits of `n`.
 fn digits(n: usize) -> usize {
     n.to_string().len()
 }

@@ -22,6 +22,7 @@ use crate::image::{self, Image};
 use crate::layout::{Layout, blob_path};
 use crate::rules::{DOCUMENT_INVALID, blob};
 
+/// The state of one run while it writes the output layout.
 pub(super) struct Writer<'a> {
     pub(super) layout: &'a Layout,
     pub(super) blobs: Blobs,
@@ -36,8 +37,12 @@ pub(super) struct Writer<'a> {
     pub(super) copied: Vec<CopiedBlob>,
 }
 
+/// What the layout holds: the images flattened and the blobs copied.
 pub(super) type Written = (Vec<ImageReport>, Vec<CopiedBlob>);
 
+/// Writes the flattened layout of `walk` to `root`: every image, then
+/// index.json (keeping only the image named `selected`, if any) and the
+/// indexes below it, then the blobs copied unchanged.
 pub(super) fn write_layout(
     layout: &Layout,
     walk: &image::Walk,
