@@ -37,7 +37,9 @@ pub enum Error {
     Invalid {
         /// The findings in one sentence, and what was left behind.
         message: String,
-        /// At least one finding of error severity.
+        /// At least one finding. Most are errors; a warning stops a job
+        /// only where it cannot go on faithfully (a layer of a media type
+        /// it cannot read, or a flatten output that would not be clean).
         findings: Vec<Finding>,
     },
     /// The image is fine but the output could not be written (a full

@@ -300,17 +300,13 @@ fn run(cli: Cli) -> ExitCode {
         }
         Command::Flatten { image, output, ref_name, compression, confirm_flatten, format, max_examples, limits } => {
             use single_id::flatten;
-            let reference = match Reference::parse(&image, ref_name.as_deref()) {
-                Ok(r) => r,
-                Err(e) => return fail(2, "error", e),
-            };
             let options =
                 flatten::Options { compression, confirm_flatten, max_examples, limits, progress: progress_bar() };
-            let report = match flatten::flatten(&reference, image.clone(), &output, &options) {
+            let report = Reference::parse(&image, ref_name.as_deref())
+                .and_then(|reference| flatten::flatten(&reference, image.clone(), &output, &options));
+            let report = match report {
                 Ok(r) => r,
-                Err(e @ Error::Usage { .. }) => return fail(2, "error", e),
-                Err(e @ Error::Refused { .. }) => return fail(1, "refused", e),
-                Err(e) => return fail(1, "error", e),
+                Err(e) => return failed(&e, "flatten", &image, format),
             };
             for notice in &report.notices {
                 eprintln!("single-id: warning: {notice}; flattening anyway, as --confirm-flatten asks");

@@ -4,13 +4,25 @@
 //! to do so without asking, so both need the same consent.
 
 use crate::annotation::{Declarations, Value};
+use crate::error::Error;
+
+/// What flattening means to the command asking, for the messages.
+#[derive(Clone, Copy, Debug)]
+pub struct Asking<'a> {
+    /// What flattening the image does here ("unpacking it as a single user
+    /// gives every file to you").
+    pub doing: &'a str,
+    /// What a refusal leaves and how to consent ("Nothing was unpacked;
+    /// run again with --confirm-flatten to unpack it anyway").
+    pub refused: &'a str,
+}
 
 /// POLICY-FLATTENED, POLICY-ALLOWED, POLICY-CAUTION, POLICY-UNKNOWN:
 /// `Ok(None)` to go ahead silently, `Ok(Some(notice))` to go ahead with
 /// consent given in advance (`confirm`), still showing the notice, and
-/// `Err(refusal)` without consent. `doing` says what flattening the image
-/// means here ("unpacking it as a single user gives every file to you").
-pub fn decide(image: &str, d: &Declarations, confirm: bool, doing: &str) -> Result<Option<String>, String> {
+/// [`Error::Refused`] without consent.
+pub fn decide(image: &str, d: &Declarations, confirm: bool, asking: Asking<'_>) -> Result<Option<String>, Error> {
+    let doing = asking.doing;
     if d.effective != Value::Caution {
         return Ok(None);
     }
@@ -36,5 +48,5 @@ pub fn decide(image: &str, d: &Declarations, confirm: bool, doing: &str) -> Resu
         // Only another JSON reader's view says caution (PRODUCER-UNAMBIGUOUS).
         msg = format!("image {image} is caution for some JSON readers: {doing}, which may break it");
     }
-    if confirm { Ok(Some(msg)) } else { Err(msg) }
+    if confirm { Ok(Some(msg)) } else { Err(Error::Refused { message: format!("{msg}. {}", asking.refused) }) }
 }

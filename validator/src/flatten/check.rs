@@ -50,17 +50,11 @@ pub(super) fn consent(walk: &image::Walk, confirmed: bool) -> Result<Vec<String>
     let mut notices = Vec::new();
     for img in &walk.images {
         let d = img.declarations(&mut Findings::default());
-        let doing = "flattening it gives every file to root, clears set-ID bits and lets every later consumer flatten it without asking";
-        match policy::decide(&img.name, &d, confirmed, doing) {
-            Ok(notice) => notices.extend(notice),
-            Err(refusal) => {
-                return Err(Error::Refused {
-                    message: format!(
-                        "{refusal}. Nothing was written; run again with --confirm-flatten to flatten it anyway"
-                    ),
-                });
-            }
-        }
+        let asking = policy::Asking {
+            doing: "flattening it gives every file to root, clears set-ID bits and lets every later consumer flatten it without asking",
+            refused: "Nothing was written; run again with --confirm-flatten to flatten it anyway",
+        };
+        notices.extend(policy::decide(&img.name, &d, confirmed, asking)?);
     }
     Ok(notices)
 }

@@ -2,6 +2,7 @@
 //! handed in chunks to a thread that compresses it with fixed settings
 //! (reproducible bytes) into the blob file, hashing as it goes.
 
+use crate::spec::media_type;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::sync::mpsc::{Receiver, SyncSender};
@@ -42,9 +43,9 @@ impl Codec {
     /// The OCI layer media type for this compression.
     pub fn media_type(self) -> &'static str {
         match self {
-            Codec::Gzip => "application/vnd.oci.image.layer.v1.tar+gzip",
-            Codec::Zstd => "application/vnd.oci.image.layer.v1.tar+zstd",
-            Codec::None => "application/vnd.oci.image.layer.v1.tar",
+            Codec::Gzip => media_type::OCI_LAYER_GZIP,
+            Codec::Zstd => media_type::OCI_LAYER_ZSTD,
+            Codec::None => media_type::OCI_LAYER,
         }
     }
 }

@@ -13,16 +13,9 @@ use crate::diagnostic::Location;
 use crate::error::Result;
 use crate::rules::LIMIT_EXCEEDED;
 
-/// Media type of an OCI image index, which every output index is.
-pub(super) const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-/// Media type of an OCI image manifest, which every output manifest is.
-pub(super) const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-/// Media type of an OCI image config, which every output config is.
-pub(super) const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
-/// Media type of a Docker manifest list, read as an index.
-pub(super) const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
-/// Media type of a Docker schema 2 manifest, read as a manifest.
-pub(super) const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+// Every output index, manifest and config is OCI; Docker lists and
+// manifests are read as their OCI counterparts.
+pub(super) use crate::spec::media_type::{DOCKER_LIST, DOCKER_MANIFEST, OCI_CONFIG, OCI_INDEX, OCI_MANIFEST};
 
 /// `created_by` of the history entry flatten appends.
 pub const HISTORY_CREATED_BY: &str = "single-id flatten";

@@ -26,7 +26,7 @@ mod output;
 mod report;
 mod rewrite;
 mod staging;
-mod tar;
+pub(crate) mod tar;
 mod writer;
 
 pub use compress::Codec;
@@ -99,10 +99,4 @@ pub fn flatten(reference: &Reference, target: String, output_arg: &str, options:
             Err(e.and(&left))
         }
     }
-}
-
-/// The path by which `layer::tar`'s tests reach [`tar::pax_record`].
-#[cfg(test)]
-pub(crate) mod write {
-    pub(crate) use super::tar::pax_record;
 }

@@ -1182,7 +1182,7 @@ mod tests {
 
     fn record(key: &str, value: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
-        crate::flatten::write::pax_record(&mut out, key.as_bytes(), value);
+        crate::flatten::tar::pax_record(&mut out, key.as_bytes(), value);
         out
     }
 

@@ -52,6 +52,13 @@ pub fn is_image_config(t: &MediaType) -> bool {
     }
 }
 
+/// The OCI layer media types this tool writes, by compression.
+pub const OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
+/// A gzip-compressed OCI layer.
+pub const OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+/// A zstd-compressed OCI layer.
+pub const OCI_LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
+
 /// How a layer blob is compressed, from its media type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Compression {

@@ -100,12 +100,11 @@ pub fn unpack(reference: &Reference, dest: &Path, options: &Options) -> Result<U
 pub fn unpack_layout(layout: &Layout, ref_name: Option<&str>, dest: &Path, options: &Options) -> Result<Unpacked> {
     let image = choose(layout, ref_name)?;
     let declarations = image.declarations(&mut Findings::default());
-    let doing = "unpacking it as a single user gives every file to you and clears set-ID bits";
-    let notice = policy::decide(&image.name, &declarations, options.confirm_flatten, doing).map_err(|refusal| {
-        Error::Refused {
-            message: format!("{refusal}. Nothing was unpacked; run again with --confirm-flatten to unpack it anyway"),
-        }
-    })?;
+    let asking = policy::Asking {
+        doing: "unpacking it as a single user gives every file to you and clears set-ID bits",
+        refused: "Nothing was unpacked; run again with --confirm-flatten to unpack it anyway",
+    };
+    let notice = policy::decide(&image.name, &declarations, options.confirm_flatten, asking)?;
     let mut unpacker = Unpacker::new(dest, options)?;
     match unpacker.apply_image(layout, &image) {
         Ok(()) => {

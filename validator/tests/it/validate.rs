@@ -464,7 +464,8 @@ fn descriptor_data_must_match_the_blob() {
     use base64::Engine;
     let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
     // (case, the data for the first layer, the expected rules)
-    let cases: Vec<(&str, Box<dyn Fn(&[u8]) -> String>, &[&str])> = vec![
+    type Data = Box<dyn Fn(&[u8]) -> String>;
+    let cases: Vec<(&str, Data, &[&str])> = vec![
         ("same bytes", Box::new(move |blob: &[u8]| b64(blob)), &[]),
         (
             "other bytes of the same length",
@@ -534,7 +535,8 @@ fn descriptor_data_must_match_the_blob() {
 #[test]
 fn subjects_are_followed_within_the_layout() {
     // (case, how the subject is changed, the subject findings expected)
-    let cases: [(&str, fn(&mut serde_json::Value), &[&str]); 4] = [
+    type Change = fn(&mut serde_json::Value);
+    let cases: [(&str, Change, &[&str]); 4] = [
         ("matches", |_| {}, &[]),
         ("size", |s| s["size"] = json!(s["size"].as_u64().unwrap() + 1), &["subject-mismatch"]),
         ("media type", |s| s["mediaType"] = json!("application/vnd.oci.image.index.v1+json"), &["subject-mismatch"]),
