@@ -111,6 +111,15 @@ fn example_refuses_a_corrupt_blob_with_the_rule_validate_reports() {
     assert_eq!(doc["findings"][0]["location"]["layer"], 1);
     assert!(cli.stderr().contains("[blob-digest"), "{}", cli.stderr());
 
+    // flatten refuses the same image with the same rule, in the same shape.
+    let flat = t.run(&["flatten", "image", "flat", "--format", "json"]);
+    assert_eq!(flat.code(), 1, "{}", flat.stderr());
+    let doc = flat.json();
+    schema::assert_valid("failure-report.schema.json", &doc);
+    assert_eq!((doc["command"].as_str(), doc["outcome"].as_str()), (Some("flatten"), Some("invalid")));
+    assert_eq!(doc["findings"][0]["rule"], "blob-digest");
+    assert!(!t.join("flat").exists());
+
     let validate = t.run(&["validate", t.join("image").to_str().unwrap(), "--format", "json"]);
     let report = validate.json();
     let rules: Vec<&str> = report["findings"].as_array().unwrap().iter().map(|f| f["rule"].as_str().unwrap()).collect();
