@@ -127,14 +127,11 @@ fn rule_id<S: serde::Serializer>(rule: &&'static Rule, s: S) -> Result<S::Ok, S:
     s.serialize_str(rule.id)
 }
 
-/// Collects findings while the pipeline runs.
-#[derive(Debug, Default)]
-pub struct Findings(Vec<Finding>);
-
-impl Findings {
-    /// Records one occurrence of `rule` at `location`.
-    pub fn push(&mut self, rule: &'static Rule, location: Location, message: impl Into<String>) {
-        self.0.push(Finding {
+impl Finding {
+    /// One occurrence of `rule` at `location`, with the rule's severity
+    /// and clause.
+    pub fn new(rule: &'static Rule, location: Location, message: impl Into<String>) -> Self {
+        Finding {
             rule,
             severity: rule.severity,
             clause: rule.clause,
@@ -142,7 +139,18 @@ impl Findings {
             location,
             count: 1,
             examples: Vec::new(),
-        });
+        }
+    }
+}
+
+/// Collects findings while the pipeline runs.
+#[derive(Debug, Default)]
+pub struct Findings(Vec<Finding>);
+
+impl Findings {
+    /// Records one occurrence of `rule` at `location`.
+    pub fn push(&mut self, rule: &'static Rule, location: Location, message: impl Into<String>) {
+        self.0.push(Finding::new(rule, location, message));
     }
 
     /// Records a finding built elsewhere (a group, with its count and examples).

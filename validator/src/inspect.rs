@@ -114,6 +114,17 @@ pub struct Recommendation {
 /// the IMAGE argument as given, for the report. Fails when the layout
 /// cannot be opened or the named image is not there; what kept part of an
 /// image from being inspected is in the report's findings instead.
+///
+/// ```
+/// use single_id::annotation::Value;
+/// use single_id::reference::Reference;
+///
+/// let image = Reference::parse(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/hello"), None)?;
+/// let report = single_id::inspect::inspect(&image, "hello".into(), &Default::default())?;
+/// // Every entry of the example is 0:0: flattening loses nothing.
+/// assert_eq!(report.images[0].recommendation.value, Value::Flattened);
+/// # Ok::<(), single_id::error::Error>(())
+/// ```
 pub fn inspect(reference: &Reference, target: String, options: &Options) -> Result<InspectReport, Error> {
     let layout = crate::layout::open(reference, &options.limits)?;
     let mut f = Findings::default();

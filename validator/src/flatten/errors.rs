@@ -4,15 +4,8 @@
 
 use std::io;
 
-use crate::diagnostic::{Finding, Findings, Location, Rule};
+use crate::diagnostic::{Finding, Location, Rule};
 use crate::error::Error;
-
-/// One finding of `rule` at `location`, with the rule's severity.
-fn finding(rule: &'static Rule, location: Location, message: impl Into<String>) -> Finding {
-    let mut f = Findings::default();
-    f.push(rule, location, message);
-    f.into_vec().pop().expect("one finding was pushed")
-}
 
 /// The input is broken, as `findings` say; `message` says it in one sentence.
 pub(super) fn invalid(message: String, findings: Vec<Finding>) -> Error {
@@ -23,7 +16,7 @@ pub(super) fn invalid(message: String, findings: Vec<Finding>) -> Error {
 /// `message` names the image and layer for the user; the finding says
 /// what `validate` says, its location doing the naming.
 pub(super) fn refusal(rule: &'static Rule, location: Location, finding_message: String, message: String) -> Error {
-    invalid(message, vec![finding(rule, location, finding_message)])
+    invalid(message, vec![Finding::new(rule, location, finding_message)])
 }
 
 /// Writing the output failed: `what` (a path, and what was being done to

@@ -39,7 +39,7 @@ use crate::reference::Reference;
 use staging::Staging;
 
 /// How to flatten.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Options {
     /// Compression of every output layer; `None` keeps each layer's own.
     pub compression: Option<Codec>,
@@ -54,6 +54,18 @@ pub struct Options {
     pub progress: crate::progress::Progress,
 }
 
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            compression: None,
+            confirm_flatten: false,
+            max_examples: 5,
+            limits: crate::limits::Limits::default(),
+            progress: crate::progress::Progress::none(),
+        }
+    }
+}
+
 /// Writes a `flattened` copy of the image(s) `reference` names to
 /// `output_arg` (see [`Output::parse`]). `target` is how the user spelled
 /// the image, echoed in the report.
@@ -64,6 +76,17 @@ pub struct Options {
 /// findings say where, with the rules `validate` reports); [`Error::Write`]
 /// when the output could not be written. Only a successful run leaves
 /// anything at OUTPUT.
+///
+/// ```
+/// use single_id::reference::Reference;
+///
+/// let image = Reference::parse(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/hello"), None)?;
+/// let out = std::env::temp_dir().join(format!("single-id-doctest-{}", std::process::id()));
+/// let report = single_id::flatten::flatten(&image, "hello".into(), out.to_str().unwrap(), &Default::default())?;
+/// assert_eq!(report.images.len(), 1);
+/// # std::fs::remove_dir_all(&out).unwrap();
+/// # Ok::<(), single_id::error::Error>(())
+/// ```
 pub fn flatten(reference: &Reference, target: String, output_arg: &str, options: &Options) -> Result<FlattenReport> {
     let output = Output::parse(output_arg)?;
     output::check_free(&output)?;
