@@ -66,14 +66,17 @@ pub(super) fn write_layout(
     let mut reports = Vec::new();
     // The new descriptor of each image, by where the walk found it.
     let mut flattened = Flattened::new();
-    for img in &walk.images {
+    let images = walk.images.iter().try_for_each(|img| {
         let (report, manifest) = w.image(img)?;
         for entry in &img.referrers {
             flattened.insert((entry.file.clone(), entry.pointer.clone()), manifest.clone());
         }
         reports.push(report);
-    }
+        Ok(())
+    });
+    // Finished on failure too, so a progress bar is cleared before the error.
     options.progress.finish();
+    images?;
     // The walk read and parsed index.json already; this fails only if it
     // changed meanwhile, which makes the layout unreadable.
     let unreadable = |e: &dyn std::fmt::Display| Error::usage(format!("{}/index.json: {e}", layout.root().display()));

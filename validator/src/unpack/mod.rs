@@ -267,16 +267,17 @@ impl Unpacker {
             return Err(Error::Invalid { message, findings: f.into_vec() });
         }
         self.progress.start(layers.iter().map(|l| l.size()).sum(), "unpacking layers");
-        for (i, desc) in layers.iter().enumerate() {
+        let applied = layers.iter().enumerate().try_for_each(|(i, desc)| {
             let at = Location { layer: Some(i), ..image.location() };
             let mut f = Findings::default();
             let Some(opened) = blob::open(layout, desc, &at, &mut f) else {
                 return Err(invalid(&at, desc, f.into_vec()));
             };
-            self.apply(opened, desc, Some(&diff_ids[i]), &at)?;
-        }
+            self.apply(opened, desc, Some(&diff_ids[i]), &at)
+        });
+        // Finished on failure too, so a progress bar is cleared before the error.
         self.progress.finish();
-        Ok(())
+        applied
     }
 
     /// One layer: stream it through the extractor, then verify what was
