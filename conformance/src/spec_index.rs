@@ -186,13 +186,19 @@ pub const INDEX: &[Requirement] = &[
         id: "OCI-BLOB-INTEGRITY",
         level: Level::Must,
         section: "Checks of existing OCI requirements",
-        summary: "Each blob's size and digest of its raw bytes match its descriptor.",
+        summary: "Each blob's size and digest of its raw bytes match its descriptor, and so do the bytes of embedded `data`.",
     },
     Requirement {
         id: "OCI-DOCUMENTS",
         level: Level::Must,
         section: "Checks of existing OCI requirements",
         summary: "Indexes, manifests and configurations, OCI or Docker, parse, conform, and agree with their descriptor's media type.",
+    },
+    Requirement {
+        id: "OCI-SUBJECT",
+        level: Level::Must,
+        section: "Checks of existing OCI requirements",
+        summary: "A `subject` that names a blob in the layout has that blob's size and media type.",
     },
     Requirement {
         id: "OCI-DIFF-ID",

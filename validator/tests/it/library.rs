@@ -15,12 +15,27 @@ use support::layers::{self, char_device, dir, file};
 use support::unprivileged::{install, run_as_user, run_installed_as_user, user, user_dir};
 use support::{Compression, ImageSpec, OciDir, TestDir, schema};
 
-/// The example program, which `cargo test` builds beside the test binary.
+/// The example program, which `cargo test --all-targets` builds beside the
+/// test binary: `examples/in_memory_store` after `cargo build --examples`,
+/// only `examples/in_memory_store-HASH` after `cargo test`, where a build
+/// of it as a test harness (`cargo test --examples`) may sit too. The newest
+/// that answers no arguments with its own usage line is taken.
 fn example() -> PathBuf {
     let deps = std::env::current_exe().unwrap().parent().unwrap().to_path_buf();
-    let exe = deps.parent().unwrap().join("examples/in_memory_store");
-    assert!(exe.is_file(), "{} is missing: cargo test builds examples; was it removed?", exe.display());
-    exe
+    let dir = deps.parent().unwrap().join("examples");
+    let built = fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}: cargo test builds the examples; run it with --all-targets", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            (name == "in_memory_store" || name.strip_prefix("in_memory_store-").is_some_and(|h| !h.contains('.')))
+                && fs::metadata(p).is_ok_and(|m| m.is_file() && m.mode() & 0o111 != 0)
+                && std::process::Command::new(p)
+                    .output()
+                    .is_ok_and(|o| o.status.code() == Some(2) && o.stderr.starts_with(b"usage: in_memory_store"))
+        })
+        .max_by_key(|p| fs::metadata(p).and_then(|m| m.modified()).unwrap());
+    built.unwrap_or_else(|| panic!("no in_memory_store example in {}: was validator/examples/ removed?", dir.display()))
 }
 
 /// A two-layer image whose unpack clears a setuid bit, skips a device
