@@ -6,6 +6,10 @@
 //!
 //! Usage: `in_memory_store LAYOUT_DIR DEST`. Exit status 0 unpacked,
 //! 1 refused or failed (the rules at fault are listed), 2 bad arguments.
+//! Run by cargo (`cargo run --example`, or `cargo test --all-targets`,
+//! which runs examples with whatever test filter it was given) without
+//! those two arguments, it unpacks the bundled `examples/hello` into a
+//! temporary directory and removes it again.
 
 use std::collections::HashMap;
 use std::io::Cursor;
@@ -56,11 +60,26 @@ fn load(dir: &Path) -> std::io::Result<MemoryStore> {
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().collect();
+    let mut args: Vec<String> = std::env::args().collect();
+    let demo = args.len() != 3 && std::env::var_os("CARGO_MANIFEST_DIR").is_some();
+    if demo {
+        args.truncate(1);
+        let hello = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/hello");
+        let dest = std::env::temp_dir().join(format!("in_memory_store-{}", std::process::id()));
+        args.extend([hello.to_string(), dest.to_string_lossy().into_owned()]);
+    }
     let [_, layout_dir, dest] = args.as_slice() else {
         eprintln!("usage: in_memory_store LAYOUT_DIR DEST");
         return ExitCode::from(2);
     };
+    let code = run(layout_dir, dest);
+    if demo {
+        let _ = std::fs::remove_dir_all(dest);
+    }
+    code
+}
+
+fn run(layout_dir: &str, dest: &str) -> ExitCode {
     let store = match load(Path::new(layout_dir)) {
         Ok(store) => store,
         Err(e) => {

@@ -17,9 +17,10 @@ use support::{Compression, ImageSpec, OciDir, TestDir, schema};
 
 /// The example program, which `cargo test --all-targets` builds beside the
 /// test binary: `examples/in_memory_store` after `cargo build --examples`,
-/// only `examples/in_memory_store-HASH` after `cargo test`, where a build
-/// of it as a test harness (`cargo test --examples`) may sit too. The newest
-/// that answers no arguments with its own usage line is taken.
+/// `examples/in_memory_store-HASH` after `cargo test`, where an older build
+/// of it with a test harness may sit too. The newest that answers a wrong
+/// argument with its own usage line (outside cargo, where it would run its
+/// demonstration instead) is taken.
 fn example() -> PathBuf {
     let deps = std::env::current_exe().unwrap().parent().unwrap().to_path_buf();
     let dir = deps.parent().unwrap().join("examples");
@@ -31,6 +32,8 @@ fn example() -> PathBuf {
             (name == "in_memory_store" || name.strip_prefix("in_memory_store-").is_some_and(|h| !h.contains('.')))
                 && fs::metadata(p).is_ok_and(|m| m.is_file() && m.mode() & 0o111 != 0)
                 && std::process::Command::new(p)
+                    .arg("--usage")
+                    .env_remove("CARGO_MANIFEST_DIR")
                     .output()
                     .is_ok_and(|o| o.status.code() == Some(2) && o.stderr.starts_with(b"usage: in_memory_store"))
         })
