@@ -163,6 +163,12 @@ impl Findings {
         self.0.extend(other.0);
     }
 
+    /// Only the findings of error severity: what makes unpack and flatten
+    /// refuse an image the walk has read.
+    pub fn into_errors(self) -> Vec<Finding> {
+        self.0.into_iter().filter(|x| x.severity == Severity::Error).collect()
+    }
+
     /// The findings, in the order they were recorded.
     pub fn into_vec(self) -> Vec<Finding> {
         self.0

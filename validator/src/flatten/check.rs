@@ -23,7 +23,7 @@ pub(super) fn walk_input(layout: &Layout, selected: Option<&str>) -> Result<imag
     let mut f = Findings::default();
     layout_rules::check_oci_layout(layout, &mut f);
     let walk = image::walk(layout, selected, &mut f)?;
-    let errors: Vec<Finding> = f.into_vec().into_iter().filter(|x| x.severity == Severity::Error).collect();
+    let errors: Vec<Finding> = f.into_errors();
     let describe = |x: &Finding| match &x.location.file {
         Some(file) => format!("{file}: {}", x.message),
         None => x.message.clone(),

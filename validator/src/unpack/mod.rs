@@ -23,7 +23,7 @@ use oci_spec::image::Descriptor;
 pub use extract::Summary;
 
 use crate::annotation::Value;
-use crate::diagnostic::{Finding, Findings, Location, Severity};
+use crate::diagnostic::{Finding, Findings, Location};
 use crate::digest::{Hasher, HashingReader};
 use crate::error::{Error, Result};
 use crate::image::{self, Image};
@@ -122,7 +122,7 @@ fn choose(layout: &Layout, ref_name: Option<&str>) -> Result<Image> {
     let at = layout.root().display();
     if walk.images.is_empty() {
         // Say why: a missing or oversized index.json, a symlinked blob...
-        let why: Vec<String> = errors(f).into_iter().map(|x| x.message).collect();
+        let why: Vec<String> = f.into_errors().into_iter().map(|x| x.message).collect();
         if !why.is_empty() {
             return Err(Error::usage(format!("{at}: no image can be read: {}", why.join("; "))));
         }
@@ -131,7 +131,7 @@ fn choose(layout: &Layout, ref_name: Option<&str>) -> Result<Image> {
     let image = select(walk.images)?;
     // The walk has verified every document on the way; an error there
     // (a bad digest, a broken config) means the image cannot be trusted.
-    let problems = errors(f);
+    let problems = f.into_errors();
     if !problems.is_empty() || image.config.is_none() {
         let why: Vec<&str> = problems.iter().map(|x| x.message.as_str()).collect();
         return Err(Error::Invalid {
@@ -140,10 +140,6 @@ fn choose(layout: &Layout, ref_name: Option<&str>) -> Result<Image> {
         });
     }
     Ok(image)
-}
-
-fn errors(f: Findings) -> Vec<Finding> {
-    f.into_vec().into_iter().filter(|x| x.severity == Severity::Error).collect()
 }
 
 /// The one image to unpack: the only one, or the one for this machine's
