@@ -110,12 +110,15 @@ struct InputNames {
 fn input_names(walk: &image::Walk, written: &Written) -> InputNames {
     let mut digests = HashMap::new();
     // The reports are in the order of the walk's images.
-    for (img, report) in walk.images.iter().zip(&written.0) {
+    for (img, report) in walk.images.iter().zip(&written.images) {
         digests.insert(report.output_manifest.clone(), report.manifest.clone());
         digests.insert(report.output_config.clone(), img.manifest.config().digest().to_string());
         for layer in &report.layers {
             digests.insert(layer.output_digest.clone(), layer.digest.clone());
         }
+    }
+    for r in &written.resubjected {
+        digests.insert(r.output_digest.clone(), r.digest.clone());
     }
     let file = |digest: &str| format!("blobs/{}", digest.replacen(':', "/", 1));
     let files = digests.iter().map(|(out, input)| (file(out), file(input))).collect();

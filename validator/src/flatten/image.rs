@@ -52,7 +52,11 @@ impl Writer<'_> {
                 base_dropped.push(key);
             }
         }
+        let re = self.resubject(&mut manifest, img.descriptor().digest().as_ref());
         let (manifest_digest, manifest_size) = self.write_json(&manifest, img.location())?;
+        if let Some(r) = re {
+            self.record(r, &manifest_digest);
+        }
         let report = ImageReport {
             name: img.name.clone(),
             manifest: img.descriptor().digest().to_string(),

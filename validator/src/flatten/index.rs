@@ -1,6 +1,6 @@
 //! Rebuilding the indexes: flattened images get their new descriptors,
-//! nested indexes are rebuilt once each, artifacts are copied, everything
-//! else is kept.
+//! nested indexes are rebuilt once each, artifacts are copied (or
+//! re-pointed at a flattened subject), everything else is kept.
 
 use std::collections::HashMap;
 
@@ -79,8 +79,7 @@ impl Writer<'_> {
             OCI_MANIFEST | DOCKER_MANIFEST => {
                 // An artifact: its config and layers come with the
                 // walk's opaque blobs, the manifest itself here.
-                self.copy(&desc, &Location::file(file.to_string()))?;
-                Ok(d)
+                self.artifact(d, &desc, &Location::file(file).with_pointer(pointer))
             }
             _ => Ok(d),
         }
@@ -104,7 +103,11 @@ impl Writer<'_> {
         let child_file = blob_path(desc.digest());
         self.index(&mut child, &child_file, flattened, None)?;
         child["mediaType"] = json!(OCI_INDEX);
+        let re = self.resubject(&mut child, desc.digest().as_ref());
         let done = self.write_json(&child, Location::file(child_file))?;
+        if let Some(r) = re {
+            self.record(r, &done.0);
+        }
         self.indexes_done.insert(desc.digest().to_string(), done.clone());
         Ok(done)
     }

@@ -9,7 +9,7 @@
 //! `output` (is OUTPUT free?), `check` (is the input valid, and may its
 //! images be flattened?), `staging` (where the layout is written first),
 //! `writer` (the layout: `image`, `layer` with the `rewrite` sink, `index`,
-//! into `blobs`, with `documents`, `tar` and `compress` making the bytes),
+//! `subject` (referrers re-pointed), into `blobs`, with `documents`, `tar` and `compress` making the bytes),
 //! `check` again (does the output validate clean?), and `staging` again (to
 //! the final place, or removed). `report` holds what the run reports,
 //! `errors` how its failures become [`Error`]s.
@@ -26,13 +26,14 @@ mod output;
 mod report;
 mod rewrite;
 mod staging;
+mod subject;
 pub(crate) mod tar;
 mod writer;
 
 pub use compress::Codec;
 pub use documents::HISTORY_CREATED_BY;
 pub use output::Output;
-pub use report::{Changes, CopiedBlob, FlattenReport, ImageReport, LayerReport};
+pub use report::{Changes, CopiedBlob, FlattenReport, ImageReport, LayerReport, Resubjected};
 
 use crate::error::{Error, Result};
 use crate::reference::Reference;
@@ -98,7 +99,7 @@ pub fn flatten(reference: &Reference, target: String, output_arg: &str, options:
         .and_then(|written| check::self_check(staging.layout_dir(), options, &walk, &written).map(|()| written))
         .and_then(|written| staging.finish(&output).map(|()| written));
     match result {
-        Ok((images, copied)) => Ok(FlattenReport {
+        Ok(writer::Written { images, copied, resubjected }) => Ok(FlattenReport {
             report_version: 1,
             notices,
             target,
@@ -106,6 +107,7 @@ pub fn flatten(reference: &Reference, target: String, output_arg: &str, options:
             compression: options.compression.map_or("input", Codec::as_str),
             images,
             copied,
+            resubjected,
         }),
         Err(e) => {
             // A signal stops the layer reader mid-stream; the stream is not

@@ -26,6 +26,29 @@ pub struct FlattenReport {
     pub images: Vec<ImageReport>,
     /// Blobs copied unchanged: artifacts and descriptors that are not images.
     pub copied: Vec<CopiedBlob>,
+    /// Manifests and indexes whose `subject` named a manifest flattened
+    /// here, rewritten to name the flattened one (OCI-SUBJECT).
+    pub resubjected: Vec<Resubjected>,
+}
+
+/// A manifest or index (typically an artifact: a signature, an SBOM)
+/// whose `subject` was re-pointed at a flattened manifest. What it says
+/// about the old manifest, such as a signature over its digest, no longer
+/// holds for the new one.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Resubjected {
+    /// Digest of the input document.
+    pub digest: String,
+    /// Digest of its rewritten copy.
+    pub output_digest: String,
+    /// Its `artifactType`, or when absent its config's media type.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub artifact_type: Option<String>,
+    /// The input manifest its `subject` named.
+    pub subject: String,
+    /// The flattened manifest its `subject` names now.
+    pub output_subject: String,
 }
 
 /// One image flattened.

@@ -15,7 +15,8 @@ use super::documents::{canonical_json, within_limit};
 use super::errors::{invalid, messages, refusal, write_io};
 use super::index::Flattened;
 use super::layer::{LayerKey, LayerOut};
-use super::report::{CopiedBlob, ImageReport};
+use super::report::{CopiedBlob, ImageReport, Resubjected};
+use super::subject::subject_order;
 use crate::diagnostic::{Findings, Location, Severity};
 use crate::error::{Error, Result};
 use crate::image::{self, Image};
@@ -35,10 +36,23 @@ pub(super) struct Writer<'a> {
     /// Nested indexes rebuilt: input digest → new digest and size.
     pub(super) indexes_done: HashMap<String, (String, u64)>,
     pub(super) copied: Vec<CopiedBlob>,
+    /// Manifests flattened: input digest → new digest and size.
+    pub(super) renamed: HashMap<String, (String, u64)>,
+    /// Artifact manifests re-pointed: input digest → new digest and size.
+    pub(super) artifacts_done: HashMap<String, (String, u64)>,
+    /// Documents whose `subject` was re-pointed.
+    pub(super) resubjected: Vec<Resubjected>,
 }
 
-/// What the layout holds: the images flattened and the blobs copied.
-pub(super) type Written = (Vec<ImageReport>, Vec<CopiedBlob>);
+/// What the layout holds.
+pub(super) struct Written {
+    /// The images flattened, in the walk's order.
+    pub(super) images: Vec<ImageReport>,
+    /// The blobs copied unchanged.
+    pub(super) copied: Vec<CopiedBlob>,
+    /// The documents whose `subject` now names a flattened manifest.
+    pub(super) resubjected: Vec<Resubjected>,
+}
 
 /// Writes the flattened layout of `walk` to `root`: every image, then
 /// index.json (keeping only the image named `selected`, if any) and the
@@ -61,17 +75,22 @@ pub(super) fn write_layout(
         indexes_done: HashMap::new(),
         keys: std::hash::RandomState::new(),
         copied: Vec::new(),
+        renamed: HashMap::new(),
+        artifacts_done: HashMap::new(),
+        resubjected: Vec::new(),
     };
     options.progress.start(layer_bytes(&walk.images), "flattening layers");
-    let mut reports = Vec::new();
+    let mut reports: Vec<Option<ImageReport>> = walk.images.iter().map(|_| None).collect();
     // The new descriptor of each image, by where the walk found it.
     let mut flattened = Flattened::new();
-    let images = walk.images.iter().try_for_each(|img| {
+    let images = subject_order(&walk.images).into_iter().try_for_each(|i| {
+        let img = &walk.images[i];
         let (report, manifest) = w.image(img)?;
         for entry in &img.referrers {
             flattened.insert((entry.file.clone(), entry.pointer.clone()), manifest.clone());
         }
-        reports.push(report);
+        w.renamed.insert(report.manifest.clone(), manifest);
+        reports[i] = Some(report);
         Ok(())
     });
     // Finished on failure too, so a progress bar is cleared before the error.
@@ -89,7 +108,7 @@ pub(super) fn write_layout(
     let bytes = canonical_json(&index);
     within_limit(&bytes, "index.json", options.limits.max_json_bytes, Location::file("index.json"))?;
     std::fs::write(root.join("index.json"), bytes).map_err(|e| write_io(root.join("index.json").display(), e))?;
-    Ok((reports, w.copied))
+    Ok(Written { images: reports.into_iter().flatten().collect(), copied: w.copied, resubjected: w.resubjected })
 }
 
 /// Where a finding about layer `i` of `img` is, as validate puts it.
@@ -119,10 +138,29 @@ impl Writer<'_> {
     /// Loads a JSON document blob, verified, as a `Value`; `loc` is where
     /// the descriptor `desc` was found.
     pub(super) fn document(&self, desc: &Descriptor, what: &str, loc: &Location) -> Result<Value> {
+        match self.document_if_present(desc, what, loc, false)? {
+            Some(doc) => Ok(doc),
+            // Not returned when absence is not allowed; kept an error anyway.
+            None => Err(invalid(format!("{what} {}: absent", blob_path(desc.digest())), Vec::new())),
+        }
+    }
+
+    /// Like `document`, but when `absent_ok`, a blob that is absent and
+    /// may be (its descriptor has `urls`) gives `None` instead of an error.
+    pub(super) fn document_if_present(
+        &self,
+        desc: &Descriptor,
+        what: &str,
+        loc: &Location,
+        absent_ok: bool,
+    ) -> Result<Option<Value>> {
         let mut f = Findings::default();
         let file = blob_path(desc.digest());
         let Some(bytes) = blob::load_document(self.layout, desc, loc, &mut f) else {
             let findings = f.into_vec();
+            if absent_ok && findings.iter().all(|x| x.severity != Severity::Error) {
+                return Ok(None);
+            }
             return Err(invalid(format!("{what} {file}: {}", messages(&findings)), findings));
         };
         let at =
@@ -133,7 +171,7 @@ impl Writer<'_> {
             let why = "not a JSON object";
             return Err(refusal(&DOCUMENT_INVALID, at, why.into(), format!("{what} {file}: {why}")));
         }
-        Ok(doc)
+        Ok(Some(doc))
     }
 
     /// Writes `doc` as a blob; `at` is the input document it replaces.

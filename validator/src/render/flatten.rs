@@ -23,6 +23,21 @@ pub fn render(report: &FlattenReport) -> String {
             let _ = writeln!(out, "  {} ({})", c.digest, c.media_type);
         }
     }
+    if !report.resubjected.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nre-pointed at the flattened manifest: {} document(s) whose subject was an input manifest",
+            report.resubjected.len()
+        );
+        for r in &report.resubjected {
+            let kind = r.artifact_type.as_deref().map(|t| format!(" ({t})")).unwrap_or_default();
+            let _ = writeln!(out, "  {}{kind}\n        -> {}", r.digest, r.output_digest);
+        }
+        let _ = writeln!(
+            out,
+            "  what they say about the old manifest, such as a signature over its digest, does not hold for the new one: sign the flattened image again"
+        );
+    }
     out
 }
 

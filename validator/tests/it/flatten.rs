@@ -501,6 +501,77 @@ fn nested_index_keeps_its_structure_and_names() {
     assert_eq!(two["images"][0]["name"], "single");
 }
 
+/// OCI-SUBJECT: what refers to a flattened manifest is re-pointed at the
+/// new one, in whatever order the index lists it; a subject stored
+/// elsewhere is left as it is.
+#[test]
+fn referrers_follow_their_flattened_subject() {
+    let t = TestDir::new();
+    let mut oci = OciDir::create(t.join("image"));
+    let base = oci.image(&ImageSpec::declared("base", Some("allowed")));
+    let mut subject = base.clone();
+    subject.as_object_mut().unwrap().remove("annotations");
+    // An image that is itself a referrer of `base`, listed before it.
+    let mut derived = oci.image(&ImageSpec::declared("derived", Some("allowed")));
+    let mut manifest = read_json(&blob(&t.join("image"), derived["digest"].as_str().unwrap()));
+    manifest["subject"] = subject.clone();
+    let annotations = derived["annotations"].clone();
+    derived = oci.json_blob("application/vnd.oci.image.manifest.v1+json", &manifest);
+    derived["annotations"] = annotations;
+    let empty = oci.blob("application/vnd.oci.empty.v1+json", b"{}");
+    let signature = oci.blob("application/vnd.example.signature", b"signed old digest");
+    let artifact = |subject: &Value| {
+        json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+               "artifactType": "application/vnd.example.signature", "config": empty,
+               "layers": [signature], "subject": subject})
+    };
+    let signed = oci.json_blob("application/vnd.oci.image.manifest.v1+json", &artifact(&subject));
+    let mut elsewhere = subject.clone();
+    elsewhere["digest"] = json!(format!("sha256:{}", "ab".repeat(32)));
+    let foreign = oci.json_blob("application/vnd.oci.image.manifest.v1+json", &artifact(&elsewhere));
+    for d in [&derived, &signed, &base, &foreign] {
+        oci.add(d.clone());
+    }
+
+    let doc = run(&t, &["flatten", "--format", "json", "image", "out"], 0).json();
+    schema::assert_valid("flatten-report.schema.json", &doc);
+    let out = t.join("out");
+    let index = read_json(&out.join("index.json"));
+    let entries = index["manifests"].as_array().unwrap();
+    let new_base = &entries[2];
+    let new_subject = json!({"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                             "digest": new_base["digest"], "size": new_base["size"]});
+    for (i, old) in [(0, &derived), (1, &signed)] {
+        assert_ne!(entries[i]["digest"], old["digest"], "entry {i} still names the old document");
+        let doc = read_json(&blob(&out, entries[i]["digest"].as_str().unwrap()));
+        assert_eq!(doc["subject"], new_subject, "entry {i}");
+    }
+    assert_eq!(entries[1]["artifactType"], json!(null), "the index entry keeps its own members only");
+    assert_eq!(entries[3], foreign, "a subject stored elsewhere is not touched");
+    let re = doc["resubjected"].as_array().unwrap();
+    let pairs: Vec<(&str, &str)> =
+        re.iter().map(|r| (r["digest"].as_str().unwrap(), r["outputSubject"].as_str().unwrap())).collect();
+    let new_base_digest = new_base["digest"].as_str().unwrap();
+    assert_eq!(
+        pairs,
+        [(derived["digest"].as_str().unwrap(), new_base_digest), (signed["digest"].as_str().unwrap(), new_base_digest)]
+    );
+    assert_eq!(re[1]["artifactType"], "application/vnd.example.signature");
+    assert!(re.iter().all(|r| r["subject"] == base["digest"]), "{re:#?}");
+    let human = run(&t, &["flatten", "image", "out-text"], 0);
+    assert!(human.stdout().contains("re-pointed at the flattened manifest: 2 document(s)"), "{}", human.stdout());
+
+    // The output's subjects all resolve; only the foreign one is noted.
+    let v = run(&t, &["validate", "--format", "json", "out"], 0).json();
+    let subject_rules: Vec<&str> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["rule"].as_str().filter(|r| r.starts_with("subject-")))
+        .collect();
+    assert_eq!(subject_rules, ["subject-missing"], "{v:#}");
+}
+
 #[test]
 fn bundled_example_flattens_clean() {
     let t = TestDir::new();
