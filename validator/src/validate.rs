@@ -10,7 +10,7 @@ use crate::progress::Progress;
 use crate::reference::Reference;
 use crate::report::{ImageSummary, Report};
 use crate::rules::producer::{self, LayerFacts};
-use crate::rules::{DIFF_ID, LAYER_HARDLINK, layer, layout as layout_rules};
+use crate::rules::{DIFF_ID, LAYER_HARDLINK, LAYER_PARENT, layer, layout as layout_rules};
 use crate::scan::{self, Job, LayerScan};
 
 /// How `validate` and `inspect` read an image.
@@ -119,7 +119,8 @@ fn check_diff_ids(image: &Image, layers: &[Option<&LayerScan>], f: &mut Findings
     }
 }
 
-/// OCI-LAYER-HARDLINKS across layers, grouped per layer like the rest.
+/// OCI-LAYER-HARDLINKS and CONSUMER-SYMLINK-PARENT across layers,
+/// grouped per layer like the rest.
 fn check_lower_links(image: &Image, layers: &[Option<&LayerScan>], keys: &RandomState, max: usize, f: &mut Findings) {
     let Some(links) = layers.iter().map(|l| l.and_then(|l| l.links.as_ref())).collect::<Option<Vec<_>>>() else {
         return;
@@ -129,6 +130,12 @@ fn check_lower_links(image: &Image, layers: &[Option<&LayerScan>], keys: &Random
         let g = groups.entry(i).or_insert_with(|| Groups::new(max));
         let named = names.map(|(link, detail)| (link, Some(detail)));
         g.add_maybe_named(&LAYER_HARDLINK, &layer_location(image, i), problem.to_string(), named);
+    });
+    layer::check_lower_symlinks(keys, &links, &mut |i, link, why| {
+        let g = groups.entry(i).or_insert_with(|| Groups::new(max));
+        let message = "entries lie under a symbolic link of a lower layer that cannot be resolved";
+        let named = Some((crate::layer::path::escape(link), Some(why.to_string())));
+        g.add_maybe_named(&LAYER_PARENT, &layer_location(image, i), message.to_string(), named);
     });
     for g in groups.into_values() {
         for finding in g.into_findings() {

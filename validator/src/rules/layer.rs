@@ -41,6 +41,12 @@ pub struct LinkIndex {
     /// Parent (hash) of every directory (hash) on the way to a deferred
     /// target, for the whiteouts and opaque markers above it.
     parents: HashMap<u64, u64>,
+    /// Every directory that some entry of the layer lies under, for the
+    /// symbolic links of lower layers that entries use as parents.
+    dirs_used: HashSet<u64>,
+    /// The symbolic links the layer made (path hash → path and target);
+    /// at most [`SYMLINK_BUDGET`] bytes of them are kept.
+    symlinks: HashMap<u64, (Vec<u8>, Vec<u8>)>,
 }
 
 /// A hardlink to resolve against the lower layers.
@@ -83,15 +89,12 @@ pub struct LayerRules<'a> {
     at: Location,
     groups: Groups,
     index: LinkIndex,
-    /// Symbolic links the layer made so far (path hash → target), to find
-    /// later entries whose parent cannot resolve; at most
-    /// [`SYMLINK_BUDGET`] bytes of targets are kept.
-    symlinks: HashMap<u64, Vec<u8>>,
+    /// Bytes of `index.symlinks` so far.
     symlink_bytes: usize,
 }
 
-/// Bytes of symbolic-link targets a layer's check keeps (links past it are
-/// not followed, which can only hide a loop, never invent one).
+/// Bytes of symbolic-link names and targets a layer's check keeps (links
+/// past it are not followed, which can only hide a loop, never invent one).
 const SYMLINK_BUDGET: usize = 16 << 20;
 
 /// Links followed in one resolution, as Linux does.
@@ -100,14 +103,7 @@ const MAX_LINKS: usize = 40;
 impl<'a> LayerRules<'a> {
     /// `keys` must be shared by every layer of an image so hashes compare.
     pub fn new(keys: &'a RandomState, at: Location, max_examples: usize) -> Self {
-        LayerRules {
-            keys,
-            at,
-            groups: Groups::new(max_examples),
-            index: LinkIndex::default(),
-            symlinks: HashMap::new(),
-            symlink_bytes: 0,
-        }
+        LayerRules { keys, at, groups: Groups::new(max_examples), index: LinkIndex::default(), symlink_bytes: 0 }
     }
 
     /// The findings of the layer, and what it created and removed for the
@@ -164,45 +160,30 @@ impl<'a> LayerRules<'a> {
     }
 
     /// CONSUMER-SYMLINK-PARENT: does a symbolic link this layer made, met
-    /// among the parents of `path`, loop or have an empty target? Resolved
-    /// as a consumer would, inside the root; links of lower layers are not
-    /// known here and count as directories, so nothing is invented.
+    /// among the parents of `path`, loop or have an empty target? Links of
+    /// lower layers are not known here and count as directories, so
+    /// nothing is invented; [`check_lower_symlinks`] looks at those.
     fn unresolvable_parent(&self, path: &Normal) -> Option<&'static str> {
+        let links = &self.index.symlinks;
         // Most entries have no link among their parents: look for one
         // without allocating before resolving.
-        if self.symlinks.is_empty() || !path.ancestors().any(|a| self.symlinks.contains_key(&self.key(a))) {
+        if links.is_empty() || !path.ancestors().any(|a| links.contains_key(&self.key(a))) {
             return None;
         }
-        let parent = path.parent();
-        let mut todo: Vec<Vec<u8>> = parent.components().map(<[u8]>::to_vec).collect();
-        todo.reverse();
-        let mut at: Vec<Vec<u8>> = Vec::new();
-        let mut links = 0;
-        while let Some(c) = todo.pop() {
-            match c.as_slice() {
-                b"" | b"." => continue,
-                b".." => {
-                    at.pop();
-                    continue;
-                }
-                _ => {}
+        follow(self.keys, &path.parent().0, |k| links.get(&k).map(|(_, t)| t.as_slice()))
+    }
+
+    /// Records every directory `path` lies under, nearest first, stopping
+    /// at one already known: about one hash per entry.
+    fn use_parents(&mut self, path: &Normal) {
+        let p = &path.0;
+        let mut end = p.len();
+        while let Some(i) = p[..end].iter().rposition(|b| *b == b'/') {
+            if !self.index.dirs_used.insert(self.keys.hash_one(&p[..i])) {
+                break;
             }
-            at.push(c);
-            let Some(target) = self.symlinks.get(&self.key(&at.join(&b'/'))) else { continue };
-            if target.is_empty() {
-                return Some("a symbolic link with an empty target");
-            }
-            links += 1;
-            if links > MAX_LINKS {
-                return Some("symbolic links that loop, or more than 40 of them");
-            }
-            at.pop();
-            if target.starts_with(b"/") {
-                at.clear();
-            }
-            todo.extend(target.split(|b| *b == b'/').rev().map(<[u8]>::to_vec));
+            end = i;
         }
-        None
     }
 
     fn hardlink(&mut self, e: &Entry, path: &Normal) {
@@ -282,18 +263,20 @@ impl Sink for LayerRules<'_> {
         if let Some(why) = self.unresolvable_parent(&path) {
             self.add(&LAYER_PARENT, "a parent is a symbolic link that cannot be resolved", e, Some(why.to_string()));
         }
+        self.use_parents(&path);
         if e.kind == Kind::Symlink {
             let target = e.link.as_deref().unwrap_or_default();
             if target.is_empty() {
                 self.add(&LAYER_SYMLINK_EMPTY, "symbolic link with an empty target", e, None);
             }
-            if self.symlink_bytes + target.len() <= SYMLINK_BUDGET {
-                self.symlink_bytes += target.len();
-                self.symlinks.insert(self.key(&path.0), target.to_vec());
+            let cost = path.0.len() + target.len();
+            if self.symlink_bytes + cost <= SYMLINK_BUDGET {
+                self.symlink_bytes += cost;
+                self.index.symlinks.insert(self.key(&path.0), (path.0.clone(), target.to_vec()));
             }
-        } else if !self.symlinks.is_empty() {
+        } else if !self.index.symlinks.is_empty() {
             // Something else at that path now.
-            self.symlinks.remove(&self.key(&path.0));
+            self.index.symlinks.remove(&self.key(&path.0));
         }
         let key = self.key(&path.0);
         if self.index.created(key).is_some() || !self.index.created.insert(tagged(key, e.kind == Kind::Dir)) {
@@ -330,6 +313,88 @@ pub fn check_lower_links(
             report(i, problem, names);
         }
     }
+}
+
+/// Follows the symbolic links among the components of the directory
+/// `dir`, inside the root, as a consumer resolving a parent does; `link`
+/// gives the target of the link at a path hash, if one is there. Says why
+/// `dir` cannot resolve, or `None`.
+fn follow<'t>(keys: &RandomState, dir: &[u8], link: impl Fn(u64) -> Option<&'t [u8]>) -> Option<&'static str> {
+    let mut todo: Vec<&[u8]> = dir.split(|b| *b == b'/').rev().collect();
+    let mut at: Vec<&[u8]> = Vec::new();
+    let mut links = 0;
+    while let Some(c) = todo.pop() {
+        match c {
+            b"" | b"." => continue,
+            b".." => {
+                at.pop();
+                continue;
+            }
+            _ => {}
+        }
+        at.push(c);
+        let Some(target) = link(keys.hash_one(at.join(&b'/'))) else { continue };
+        if target.is_empty() {
+            // No consumer can create it (CONSUMER-SYMLINK): the entry
+            // lands in a new directory instead of where the layer meant.
+            return Some(
+                "a symbolic link with an empty target, which consumers cannot create, so a directory takes its place",
+            );
+        }
+        links += 1;
+        if links > MAX_LINKS {
+            return Some("symbolic links that loop, or more than 40 of them: consumers reject the entry");
+        }
+        at.pop();
+        if target.starts_with(b"/") {
+            at.clear();
+        }
+        todo.extend(target.split(|b| *b == b'/').rev());
+    }
+    None
+}
+
+/// CONSUMER-SYMLINK-PARENT across layers: a symbolic link that a lower
+/// layer left, that loops or has an empty target through the links the
+/// lower layers left, and that some entry of a higher layer lies under.
+/// `layers[i]` is layer i of the image; `report(i, link, why)` gets each
+/// such link once per layer whose entries need it, in path order.
+pub fn check_lower_symlinks(
+    keys: &RandomState,
+    layers: &[&LinkIndex],
+    report: &mut dyn FnMut(usize, &[u8], &'static str),
+) {
+    // The links the layers below the current one leave: hash → (path, target).
+    let mut live: HashMap<u64, (&[u8], &[u8])> = HashMap::new();
+    for (i, layer) in layers.iter().enumerate() {
+        // Layer i puts something else at `path` (hash `k`), or removes it:
+        // the lower link is then no link for layer i's entries.
+        let replaced = |path: &[u8], k: u64| layer.created(k).is_some() || removes(keys, layer, path);
+        let mut found: Vec<(&[u8], &'static str)> = Vec::new();
+        for (&k, &(path, _)) in &live {
+            if !layer.dirs_used.contains(&k) || replaced(path, k) {
+                continue;
+            }
+            let lookup = |h: u64| live.get(&h).filter(|(p, _)| !replaced(p, h)).map(|(_, t)| *t);
+            if let Some(why) = follow(keys, path, lookup) {
+                found.push((path, why));
+            }
+        }
+        found.sort_unstable();
+        for (path, why) in found {
+            report(i, path, why);
+        }
+        live.retain(|&k, (path, _)| !replaced(path, k));
+        live.extend(layer.symlinks.iter().map(|(&k, (p, t))| (k, (p.as_slice(), t.as_slice()))));
+    }
+}
+
+/// Do `layer`'s whiteouts remove `path` from the layers below it?
+fn removes(keys: &RandomState, layer: &LinkIndex, path: &[u8]) -> bool {
+    let hidden = |dir: &[u8]| layer.removed.contains(&keys.hash_one(dir)) || layer.opaque.contains(&keys.hash_one(dir));
+    layer.removed.contains(&keys.hash_one(path))
+        || layer.opaque.contains(&keys.hash_one(b""))
+        || path.iter().enumerate().filter(|(_, b)| **b == b'/').any(|(i, _)| hidden(&path[..i]))
 }
 
 /// Is the target of `link` present below `top` (Some(is_dir)) or absent (None)?

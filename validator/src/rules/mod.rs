@@ -97,7 +97,7 @@ rules! {
     LAYER_AMBIGUOUS = "layer-ambiguous", Error, "PRODUCER-UNAMBIGUOUS",
         "GNU tar, bsdtar and Go's archive/tar read every entry's name, link target, type, size and owner alike (no GNU long name against a PAX path, no NUL in PAX names, no global header setting entry fields, no unknown typeflag, no data on a link or directory).";
     LAYER_PARENT = "layer-parent-unresolvable", Warning, "CONSUMER-SYMLINK-PARENT",
-        "No entry lies under a symbolic link of its layer that loops or has an empty target: consumers reject such an entry.";
+        "No entry lies under a symbolic link, of its own layer or a lower one, that loops (consumers reject the entry) or has an empty target (consumers cannot create the link, so the entry lands in a directory in its place).";
     LAYER_SYMLINK_EMPTY = "layer-symlink-empty", Warning, "CONSUMER-SYMLINK",
         "No symbolic link has an empty target, which no Linux consumer can create.";
     LAYER_SPARSE = "layer-sparse", Warning, "OCI-LAYER-SPARSE",

@@ -572,3 +572,66 @@ fn subjects_are_followed_within_the_layout() {
         }
     }
 }
+
+/// CONSUMER-SYMLINK-PARENT across layers: a lower layer's looping or empty
+/// link that a higher layer's entries lie under is warned about on the
+/// higher layer, unless that layer replaces or removes a link of the
+/// chain; unpack, run unprivileged, rejects exactly the entries warned about.
+#[test]
+fn lower_layer_links_that_cannot_resolve_are_warned_about() {
+    use support::layers::{dir, file, layer, symlink};
+    use support::unprivileged::{run_as_user, user_dir};
+    let base = || vec![dir("srv/"), symlink("a", "b"), symlink("b", "/a"), symlink("e", ""), symlink("ok", "srv")];
+    // (case, the higher layer, links warned about, paths unpack creates, paths it rejects)
+    type Case = (
+        &'static str,
+        Vec<support::layers::Spec>,
+        &'static [&'static str],
+        &'static [&'static str],
+        &'static [&'static str],
+    );
+    let cases: Vec<Case> = vec![
+        (
+            "loop and empty target",
+            vec![file("a/x", b"x"), file("e/y", b"y"), file("ok/z", b"z")],
+            &["a", "e"],
+            // No consumer creates `e`: `e/y` lands in a new directory.
+            &["srv/z", "e/y"],
+            &["a/x", "b/x"],
+        ),
+        ("a directory breaks the loop", vec![dir("b/"), file("a/x", b"x")], &[], &["b/x"], &[]),
+        ("a whiteout removes the link", vec![file(".wh.a", b""), file("a/x", b"x")], &[], &["a/x"], &[]),
+        ("not used as a parent", vec![file("srv/w", b"w")], &[], &["srv/w"], &[]),
+    ];
+    for (case, top, warned, created, rejected) in cases {
+        let t = user_dir();
+        let mut oci = OciDir::create(t.join("image"));
+        let mut spec = ImageSpec::declared("latest", Some("allowed"));
+        spec.layers = vec![(layer(&base()), Compression::Gzip), (layer(&top), Compression::Zstd)];
+        oci.add_image(&spec);
+        let v = t.run(&["validate", "--format", "json", "image"]);
+        let doc = v.json();
+        schema::assert_valid("validate-report.schema.json", &doc);
+        let found: Vec<(&str, u64)> = doc["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["rule"] == "layer-parent-unresolvable")
+            .flat_map(|f| {
+                let layer = f["location"]["layer"].as_u64().unwrap();
+                f["examples"].as_array().unwrap().iter().map(move |e| (e["path"].as_str().unwrap(), layer))
+            })
+            .collect();
+        let expected: Vec<(&str, u64)> = warned.iter().map(|p| (*p, 1)).collect();
+        assert_eq!(found, expected, "{case}: {doc:#}");
+
+        let r = run_as_user(&t, &["unpack", "image", "root"]);
+        assert_eq!(r.code(), 0, "{case}: {}\n{}", r.stdout(), r.stderr());
+        for p in created {
+            assert!(t.join("root").join(p).is_file(), "{case}: unpack did not create {p}: {}", r.stderr());
+        }
+        for p in rejected {
+            assert!(fs::symlink_metadata(t.join("root").join(p)).is_err(), "{case}: unpack created {p}");
+        }
+    }
+}
