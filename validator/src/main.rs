@@ -320,9 +320,17 @@ fn run(cli: Cli) -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Rules => {
-            for r in single_id::rules::ALL {
-                println!("{:<28} {:<8} {:<22} {}", r.id, r.severity.as_str(), r.clause, r.summary);
+            use std::fmt::Write;
+            let all = single_id::rules::ALL;
+            let id = all.iter().map(|r| r.id.len()).max().unwrap_or_default();
+            let clause = all.iter().map(|r| r.clause.len()).max().unwrap_or_default();
+            let mut text = String::new();
+            for r in all {
+                let _ =
+                    writeln!(text, "{:<id$}  {:<7}  {:<clause$}  {}", r.id, r.severity.as_str(), r.clause, r.summary);
             }
+            // A closed pipe (`rules | head`) is not an error of ours.
+            emit(&text);
             ExitCode::SUCCESS
         }
     }

@@ -211,3 +211,26 @@ fn flatten_accepts_a_clean_input_whose_mtime_is_past_i64() {
     let strict = t.run(&["validate", "--strict", "out"]);
     assert_eq!(ran(&strict, "validate --strict of the output"), 0, "{}", strict.stdout());
 }
+
+/// Found by hand: `single-id rules | head` panicked on the closed pipe.
+/// Every command's report goes through one writer that treats a reader
+/// gone as the end of the output, never as a crash.
+#[test]
+fn a_closed_stdout_is_no_panic() {
+    let hello = support::repo_root().join("examples/hello");
+    let hello = hello.to_str().unwrap();
+    for args in [vec!["rules"], vec!["validate", hello], vec!["inspect", hello]] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_single-id"))
+            .args(&args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Closed before the child can have written anything.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(matches!(out.status.code(), Some(0..=2)), "{args:?}: {:?} {stderr}", out.status);
+    }
+}
