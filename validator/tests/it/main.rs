@@ -14,6 +14,7 @@ mod layers;
 mod library;
 mod limits;
 mod memory;
+mod producers;
 mod properties;
 mod real_tools;
 mod recommend;
