@@ -40,12 +40,22 @@ pub struct Rule {
     pub clause: &'static str,
     /// One sentence: what the rule checks.
     pub summary: &'static str,
+    /// The anchor of the section of `docs/producers.md` that shows how to
+    /// fix its findings with each build tool, for rules a producer fixes
+    /// in the build.
+    pub fix: Option<&'static str>,
 }
 
 impl Rule {
     /// Link to the clause, relative to the repository root.
     pub fn spec_link(&self) -> String {
         format!("spec/single-id-images.md#{}", self.clause.to_ascii_lowercase())
+    }
+
+    /// Link to the producer guide's section on fixing it, relative to the
+    /// repository root.
+    pub fn fix_link(&self) -> Option<String> {
+        self.fix.map(|anchor| format!("docs/producers.md#{anchor}"))
     }
 }
 

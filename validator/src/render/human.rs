@@ -67,6 +67,9 @@ pub fn render(report: &Report, color: bool) -> String {
                 }
             }
             let _ = writeln!(out, "    spec {}", f.rule.clause);
+            if let Some(link) = f.rule.fix_link() {
+                let _ = writeln!(out, "    fix  {link}");
+            }
         }
     }
     let s = &report.summary;

@@ -28,14 +28,21 @@ fn level(s: Severity) -> &'static str {
 
 fn descriptor(r: &Rule) -> Value {
     let link = r.spec_link();
+    let (fix_text, fix_markdown) = match r.fix_link() {
+        Some(fix) => (
+            format!(" How to fix it with your build tool: {fix}."),
+            format!(" [How to fix it]({fix}) with your build tool."),
+        ),
+        None => (String::new(), String::new()),
+    };
     json!({
         "id": r.id,
         "name": r.id,
         "shortDescription": {"text": r.summary},
         "fullDescription": {"text": format!("{} Enforces {} of the single-ID images specification.", r.summary, r.clause)},
         "help": {
-            "text": format!("{} See {link}.", r.summary),
-            "markdown": format!("{} See [{}]({link}).", r.summary, r.clause),
+            "text": format!("{} See {link}.{fix_text}", r.summary),
+            "markdown": format!("{} See [{}]({link}).{fix_markdown}", r.summary, r.clause),
         },
         "defaultConfiguration": {"level": level(r.severity)},
         "properties": {"specClause": r.clause, "tags": [r.clause]},

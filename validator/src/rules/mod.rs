@@ -13,8 +13,17 @@ pub mod producer;
 
 use crate::diagnostic::{Rule, Severity};
 
+macro_rules! fix {
+    () => {
+        None
+    };
+    ($fix:literal) => {
+        Some($fix)
+    };
+}
+
 macro_rules! rules {
-    ($( $name:ident = $id:literal, $sev:ident, $clause:literal, $summary:literal; )*) => {
+    ($( $name:ident = $id:literal, $sev:ident, $clause:literal, $summary:literal $(, fix $fix:literal)?; )*) => {
         $(
             #[doc = $summary]
             pub static $name: Rule = Rule {
@@ -22,6 +31,7 @@ macro_rules! rules {
                 severity: Severity::$sev,
                 clause: $clause,
                 summary: $summary,
+                fix: fix!($($fix)?),
             };
         )*
         /// Every rule, in documentation order.
@@ -65,23 +75,23 @@ rules! {
     DOCUMENT_AMBIGUOUS = "document-ambiguous", Error, "PRODUCER-UNAMBIGUOUS",
         "No JSON object repeats a member name, exactly or up to letter case, and no member name differs only in case from one the image-spec defines: Go's encoding/json would read another value than serde does.";
     ANNOTATION_VALUE = "annotation-value", Error, "ANNOTATION-UNKNOWN",
-        "The id-flattening value is exactly `flattened`, `allowed` or `caution` (or empty, which means absent).";
+        "The id-flattening value is exactly `flattened`, `allowed` or `caution` (or empty, which means absent).", fix "annotation-value";
     ANNOTATION_RESERVED_KEY = "annotation-reserved-key", Error, "ANNOTATION-RESERVED-KEY",
-        "The image declares id-flattening under the provisional key, not under `org.opencontainers.image.id-flattening`, which image-spec reserves until it adopts it.";
+        "The image declares id-flattening under the provisional key, not under `org.opencontainers.image.id-flattening`, which image-spec reserves until it adopts it.", fix "annotation-reserved-key";
     ANNOTATION_EMPTY = "annotation-empty", Note, "ANNOTATION-EMPTY",
-        "An empty id-flattening value counts as absent at its place (the way to blank out an inherited Label).";
+        "An empty id-flattening value counts as absent at its place (the way to blank out an inherited Label).", fix "annotation-empty";
     ANNOTATION_MISPLACED = "annotation-misplaced", Warning, "ANNOTATION-PLACES",
-        "id-flattening appears only on manifests, config Labels and the index descriptors that lead to a manifest, not on config or layer descriptors or an index's own annotations.";
+        "id-flattening appears only on manifests, config Labels and the index descriptors that lead to a manifest, not on config or layer descriptors or an index's own annotations.", fix "annotation-misplaced";
     ANNOTATION_CONFLICT = "annotation-conflict", Error, "ANNOTATION-CONSISTENT",
-        "The manifest annotation, config Label and index descriptors that carry id-flattening agree.";
+        "The manifest annotation, config Label and index descriptors that carry id-flattening agree.", fix "annotation-conflict";
     ANNOTATION_LABEL_MISSING = "annotation-label-missing", Warning, "ANNOTATION-LABEL",
-        "When the manifest declares id-flattening, the config repeats it in `config.Labels`.";
+        "When the manifest declares id-flattening, the config repeats it in `config.Labels`.", fix "annotation-label-missing";
     ANNOTATION_MANIFEST_MISSING = "annotation-manifest-missing", Error, "ANNOTATION-MANIFEST",
-        "When a Label or index descriptor declares id-flattening, the OCI manifest declares it too.";
+        "When a Label or index descriptor declares id-flattening, the OCI manifest declares it too.", fix "annotation-manifest-missing";
     ANNOTATION_DOCKER_LABEL_MISSING = "annotation-docker-label-missing", Error, "ANNOTATION-DOCKER",
-        "A Docker schema 2 image, whose manifest has no annotations, declares id-flattening in its config Labels.";
+        "A Docker schema 2 image, whose manifest has no annotations, declares id-flattening in its config Labels.", fix "annotation-docker-label-missing";
     ANNOTATION_ABSENT = "annotation-absent", Note, "ANNOTATION-DEFAULT",
-        "The image declares no id-flattening value, so consumers treat it as `allowed`.";
+        "The image declares no id-flattening value, so consumers treat it as `allowed`.", fix "annotation-absent";
     LAYER_MEDIA_TYPE = "layer-media-type", Warning, "OCI-LAYER-READABLE",
         "The layer's media type is one this tool can decompress and read; otherwise only the blob is verified.";
     LAYER_UNREADABLE = "layer-unreadable", Error, "OCI-LAYER-READABLE",
@@ -155,8 +165,9 @@ pub fn markdown() -> String {
          | Rule | Severity | Clause | Checks that |\n|---|---|---|---|\n",
     );
     for r in ALL {
+        let fix = r.fix_link().map(|l| format!(" [How to fix it.](../{l})")).unwrap_or_default();
         out.push_str(&format!(
-            "| `{}` | {} | [{}](../{}) | {} |\n",
+            "| `{}` | {} | [{}](../{}) | {}{fix} |\n",
             r.id,
             r.severity.as_str(),
             r.clause,

@@ -673,3 +673,24 @@ fn every_identifier_cited_in_code_exists() {
     }
     assert!(cited > 50, "only {cited} citations found; is the scan broken?");
 }
+
+/// Every rule that points producers at the guide points at a section that
+/// exists, and every rule about declaring the value (`annotation-*`) has one.
+#[test]
+fn fix_links_reach_the_producer_guide() {
+    let guide = read("docs/producers.md");
+    let mut linked = 0;
+    for rule in single_id::rules::ALL {
+        if rule.id.starts_with("annotation-") {
+            assert!(rule.fix.is_some(), "{} does not point producers at the guide", rule.id);
+        }
+        let Some(anchor) = rule.fix else { continue };
+        assert!(
+            guide.contains(&format!("<a id=\"{anchor}\"></a>")),
+            "{} points at docs/producers.md#{anchor}, which the guide does not define",
+            rule.id
+        );
+        linked += 1;
+    }
+    assert!(linked >= 9, "only {linked} rules link to the guide");
+}
