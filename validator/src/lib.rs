@@ -50,6 +50,7 @@ pub mod interrupt;
 pub mod json;
 pub mod layer;
 pub mod layout;
+pub mod levels;
 pub mod limits;
 pub mod policy;
 pub mod progress;

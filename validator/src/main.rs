@@ -7,10 +7,13 @@ use clap::{Parser, Subcommand};
 use indicatif::{ProgressDrawTarget, ProgressStyle};
 use single_id::diagnostic::Severity;
 use single_id::error::Error;
+use single_id::levels::Level;
 use single_id::limits::Limits;
 use single_id::progress::{Event, Progress};
 use single_id::reference::{Kind, Reference};
 use single_id::render::{self, Format};
+
+mod cli;
 
 #[derive(Parser)]
 #[command(name = "single-id", version, about = "Check and handle OCI images for runtimes that have a single user ID")]
@@ -36,6 +39,27 @@ enum Command {
         /// Fail (exit 1) on warnings as well as errors.
         #[arg(long)]
         strict: bool,
+        /// Leave out the findings of RULE (repeatable, or comma-separated).
+        #[arg(long, value_name = "RULE", value_delimiter = ',')]
+        allow: Vec<String>,
+        /// Report the findings of RULE as warnings.
+        #[arg(long, value_name = "RULE", value_delimiter = ',')]
+        warn: Vec<String>,
+        /// Report the findings of RULE as errors.
+        #[arg(long, value_name = "RULE", value_delimiter = ',')]
+        deny: Vec<String>,
+        /// Rule levels from FILE instead of ./single-id.toml (docs/configuration.md).
+        #[arg(long, value_name = "FILE")]
+        config: Option<std::path::PathBuf>,
+        /// Write the report to FILE instead of stdout (whole, or not at all).
+        #[arg(long, short = 'o', value_name = "FILE")]
+        output: Option<std::path::PathBuf>,
+        /// Print nothing unless the run fails (human format; JSON and SARIF are always written).
+        #[arg(long, short = 'q')]
+        quiet: bool,
+        /// Colour in the human format: auto (a terminal, and NO_COLOR unset), always or never.
+        #[arg(long, value_enum, value_name = "WHEN", default_value_t = Color::Auto)]
+        color: Color,
         /// Example paths listed per grouped finding.
         #[arg(long, value_name = "N", default_value_t = 5)]
         max_examples: usize,
@@ -120,7 +144,22 @@ enum Command {
         limits: Limits,
     },
     /// List every rule with its severity and the spec clause it enforces.
-    Rules,
+    Rules {
+        /// `json`: one document (schema/rules.schema.json).
+        #[arg(long, value_enum, default_value_t = ReportFormat::Human)]
+        format: ReportFormat,
+    },
+}
+
+/// When the human format is coloured.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Color {
+    /// When stdout is a terminal and NO_COLOR is unset or empty.
+    Auto,
+    /// Always.
+    Always,
+    /// Never.
+    Never,
 }
 
 /// Output of the commands that describe rather than judge.
@@ -232,19 +271,60 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> ExitCode {
     match cli.command {
-        Command::Validate { image, ref_name, format, strict, max_examples, limits } => {
-            let options = single_id::validate::Options { max_examples, limits, progress: progress_bar() };
-            let reference = match Reference::parse(&image, ref_name.as_deref()) {
+        Command::Validate {
+            image,
+            ref_name,
+            format,
+            strict,
+            allow,
+            warn,
+            deny,
+            config,
+            output,
+            quiet,
+            color,
+            max_examples,
+            limits,
+        } => {
+            let progress = if quiet { Progress::none() } else { progress_bar() };
+            let options = single_id::validate::Options { max_examples, limits, progress };
+            let asked: Vec<(Level, &str)> = [(Level::Allow, &allow), (Level::Warn, &warn), (Level::Deny, &deny)]
+                .into_iter()
+                .flat_map(|(level, rules)| rules.iter().map(move |r| (level, r.as_str())))
+                .collect();
+            let started = cli::config::levels(config.as_deref(), &asked).and_then(|levels| {
+                let reference = Reference::parse(&image, ref_name.as_deref())?;
+                let report = single_id::validate::validate(&reference, image.clone(), &options)?;
+                Ok((reference, levels.apply(report)))
+            });
+            let (reference, report) = match started {
                 Ok(r) => r,
-                Err(e) => return fail(2, "error", e),
+                Err(e) => {
+                    // Machine formats still get a document saying why.
+                    let doc = match format {
+                        Format::Human => None,
+                        Format::Json => Some(render::failure::json(&e, "validate", &image)),
+                        Format::Sarif => Some(render::sarif::render_failure(&e.to_string())),
+                    };
+                    if let Some(doc) = doc {
+                        if let Err(w) = cli::output::write(output.as_deref(), &doc) {
+                            eprintln!("single-id: error: {w}");
+                        }
+                    }
+                    return fail(2, "error", e);
+                }
             };
-            let report = match single_id::validate::validate(&reference, image.clone(), &options) {
-                Ok(r) => r,
-                Err(e) => return fail(2, "error", e),
-            };
+            let fail_at = if strict { Severity::Warning } else { Severity::Error };
+            let failing = report.worst().is_some_and(|w| w >= fail_at);
             let text = match format {
+                Format::Human if quiet && !failing => String::new(),
                 Format::Human => {
-                    render::human::render(&report, render::human::use_color(std::io::stdout().is_terminal()))
+                    let paint = match color {
+                        Color::Auto => render::human::use_color(output.is_none() && std::io::stdout().is_terminal()),
+                        Color::Always => true,
+                        Color::Never => false,
+                    };
+                    render::human::render(&report, paint)
                 }
                 Format::Json => render::json::render(&report),
                 Format::Sarif => {
@@ -253,11 +333,12 @@ fn run(cli: Cli) -> ExitCode {
                     render::sarif::render(&report, &r.path.to_string_lossy(), archive)
                 }
             };
-            if !emit(&text) {
-                return ExitCode::from(2);
+            match cli::output::write(output.as_deref(), &text) {
+                Ok(true) => {}
+                Ok(false) => return ExitCode::from(2),
+                Err(e) => return fail(2, "error", e),
             }
-            let fail_at = if strict { Severity::Warning } else { Severity::Error };
-            ExitCode::from(u8::from(report.worst().is_some_and(|w| w >= fail_at)))
+            ExitCode::from(u8::from(failing))
         }
         Command::Inspect { image, ref_name, format, max_examples, limits } => {
             let options = single_id::validate::Options { max_examples, limits, progress: progress_bar() };
@@ -319,16 +400,11 @@ fn run(cli: Cli) -> ExitCode {
             emit(&text);
             ExitCode::SUCCESS
         }
-        Command::Rules => {
-            use std::fmt::Write;
-            let all = single_id::rules::ALL;
-            let id = all.iter().map(|r| r.id.len()).max().unwrap_or_default();
-            let clause = all.iter().map(|r| r.clause.len()).max().unwrap_or_default();
-            let mut text = String::new();
-            for r in all {
-                let _ =
-                    writeln!(text, "{:<id$}  {:<7}  {:<clause$}  {}", r.id, r.severity.as_str(), r.clause, r.summary);
-            }
+        Command::Rules { format } => {
+            let text = match format {
+                ReportFormat::Human => render::rules::text(),
+                ReportFormat::Json => render::rules::json(),
+            };
             // A closed pipe (`rules | head`) is not an error of ours.
             emit(&text);
             ExitCode::SUCCESS

@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use crate::annotation::Declarations;
 use crate::diagnostic::{Finding, Severity};
+use crate::levels::Override;
 
 /// What the validator learned about one image, findings aside.
 #[derive(Debug, Serialize)]
@@ -30,6 +31,13 @@ pub struct Summary {
     pub warnings: usize,
     /// Findings of severity note.
     pub notes: usize,
+    /// Findings left out because their rule was set to `allow`.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub allowed: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// The outcome of `single-id validate`, which every output format renders.
@@ -44,6 +52,9 @@ pub struct Report {
     pub findings: Vec<Finding>,
     /// Counts of the above.
     pub summary: Summary,
+    /// Rules whose level the configuration set (see [`crate::levels`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub overrides: Vec<Override>,
 }
 
 impl Report {
@@ -57,7 +68,7 @@ impl Report {
                 Severity::Note => summary.notes += 1,
             }
         }
-        Report { target, images, findings, summary }
+        Report { target, images, findings, summary, overrides: Vec::new() }
     }
 
     /// The most severe finding, if any.

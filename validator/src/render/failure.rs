@@ -1,4 +1,5 @@
-//! What `unpack` and `flatten` write with `--format json` when they stop:
+//! What `unpack` and `flatten` write with `--format json` when they stop,
+//! and `validate` when it cannot read the image:
 //! the error, and the findings that made them refuse, in the same shape
 //! as validate's (schema/failure-report.schema.json).
 

@@ -5,6 +5,7 @@ pub mod flatten;
 pub mod human;
 pub mod inspect;
 pub mod json;
+pub mod rules;
 pub mod sarif;
 pub mod unpack;
 

@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use crate::diagnostic::Finding;
 use crate::diagnostic::{Rule, Severity};
+use crate::levels::Level;
 use crate::report::Report;
 use crate::rules::ALL;
 
@@ -120,7 +121,6 @@ fn result(layout: &str, archive: bool, f: &Finding, rule_index: usize) -> Value 
 /// `layout` is the path of the layout (or archive) as given; `archive`
 /// says which it is.
 pub fn render(report: &Report, layout: &str, archive: bool) -> String {
-    let rules: Vec<Value> = ALL.iter().map(|r| descriptor(r)).collect();
     let results: Vec<Value> = report
         .findings
         .iter()
@@ -129,15 +129,63 @@ pub fn render(report: &Report, layout: &str, archive: bool) -> String {
             result(layout, archive, f, index)
         })
         .collect();
+    // What the configuration changed, where SARIF readers look for it.
+    let overrides: Vec<Value> = report
+        .overrides
+        .iter()
+        .map(|o| {
+            let index = ALL.iter().position(|r| r.id == o.rule).expect("an override names a registered rule");
+            let configuration = match o.level {
+                Level::Allow => json!({"enabled": false}),
+                Level::Warn => json!({"level": "warning"}),
+                Level::Deny => json!({"level": "error"}),
+            };
+            json!({
+                "descriptor": {"id": o.rule, "index": index},
+                "configuration": configuration,
+                "properties": {"source": o.source},
+            })
+        })
+        .collect();
+    let mut invocation = json!({"executionSuccessful": true});
+    if !overrides.is_empty() {
+        invocation["ruleConfigurationOverrides"] = json!(overrides);
+    }
     let run = json!({
-        "tool": {"driver": {
-            "name": "single-id",
-            "version": env!("CARGO_PKG_VERSION"),
-            "rules": rules,
-        }},
+        "tool": tool(),
+        "invocations": [invocation],
         "results": results,
         "columnKind": "unicodeCodePoints",
     });
+    log(run)
+}
+
+/// The SARIF log of a run that could not read the image (exit 2): no
+/// results, and the reason as a tool execution notification, so that an
+/// upload step finds a valid log that says what went wrong.
+pub fn render_failure(message: &str) -> String {
+    let run = json!({
+        "tool": tool(),
+        "invocations": [{
+            "executionSuccessful": false,
+            "toolExecutionNotifications": [{"level": "error", "message": {"text": message}}],
+        }],
+        "results": [],
+        "columnKind": "unicodeCodePoints",
+    });
+    log(run)
+}
+
+fn tool() -> Value {
+    let rules: Vec<Value> = ALL.iter().map(|r| descriptor(r)).collect();
+    json!({"driver": {
+        "name": "single-id",
+        "version": env!("CARGO_PKG_VERSION"),
+        "rules": rules,
+    }})
+}
+
+fn log(run: Value) -> String {
     let log = Log { schema: "https://json.schemastore.org/sarif-2.1.0.json", version: "2.1.0", runs: vec![run] };
     let mut out = serde_json::to_string_pretty(&log).expect("a SARIF log always serialises");
     out.push('\n');

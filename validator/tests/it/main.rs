@@ -6,6 +6,7 @@
 mod support;
 
 mod adversarial;
+mod ci_controls;
 mod differential;
 mod flatten;
 mod inspect;
