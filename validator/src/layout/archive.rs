@@ -28,6 +28,15 @@ impl Archive {
     /// Indexes the archive at `path`, refusing a compressed one.
     pub fn open(path: &Path) -> Result<Archive, Error> {
         let at = |e: &dyn std::fmt::Display| Error::usage(format!("{}: {e}", path.display()));
+        // Opening a FIFO would wait for a writer, and a device or a pipe
+        // cannot be read twice: only a regular file can be an archive.
+        let meta = std::fs::metadata(path).map_err(|e| at(&e))?;
+        if !meta.is_file() {
+            return Err(at(&format!(
+                "is {}, not an OCI layout (a directory) or an OCI archive (a tar file)",
+                file_kind(&meta.file_type())
+            )));
+        }
         let mut file = File::open(path).map_err(|e| at(&format!("cannot open archive: {e}")))?;
         let mut magic = [0u8; 4];
         let n = file.read(&mut magic).map_err(|e| at(&e))?;
@@ -91,6 +100,22 @@ impl BlobStore for Archive {
 
     fn location(&self) -> &Path {
         &self.path
+    }
+}
+
+/// What a path that is neither a directory nor a regular file is.
+fn file_kind(t: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_char_device() || t.is_block_device() {
+        "a device"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_dir() {
+        "a directory"
+    } else {
+        "a special file"
     }
 }
 

@@ -41,7 +41,9 @@ impl Directory {
             }
         }
         // O_NOFOLLOW: a symlinked blob must not lead out of the layout.
-        let file = match File::options().read(true).custom_flags(libc::O_NOFOLLOW).open(&dir) {
+        // O_NONBLOCK: opening a FIFO must not wait for a writer (it is
+        // refused below as not a regular file); reads of files ignore it.
+        let file = match File::options().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(&dir) {
             Ok(f) => f,
             Err(e) if e.kind() == ErrorKind::NotFound => return Err(OpenError::Missing),
             Err(e) => {

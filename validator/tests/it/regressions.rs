@@ -234,3 +234,63 @@ fn a_closed_stdout_is_no_panic() {
         assert!(matches!(out.status.code(), Some(0..=2)), "{args:?}: {:?} {stderr}", out.status);
     }
 }
+
+/// Found by hand: a FIFO given as IMAGE, or standing in a layout for
+/// `index.json`, `oci-layout` or a blob, made validate wait forever for a
+/// writer (and a lone SIGTERM could not stop it). Now each is refused at
+/// once: the IMAGE with exit 2, a layout file with its rule.
+#[test]
+fn fifos_are_refused_without_waiting() {
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    let run = |t: &TestDir, args: &[&str]| -> (i32, String) {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_single-id"))
+            .args(args)
+            .current_dir(t.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while child.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                child.kill().unwrap();
+                panic!("single-id {args:?} still waits after 20 s");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let out = child.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+        (out.status.code().unwrap(), text)
+    };
+    let mkfifo = |p: &Path| {
+        let _ = fs::remove_file(p);
+        assert!(Command::new("mkfifo").arg(p).status().unwrap().success());
+    };
+
+    let t = TestDir::new();
+    mkfifo(&t.join("fifo"));
+    for args in [&["validate", "fifo"][..], &["validate", "oci-archive:fifo"], &["unpack", "fifo", "root"]] {
+        let (code, text) = run(&t, args);
+        assert_eq!(code, 2, "{args:?}: {text}");
+        assert!(text.contains("is a FIFO"), "{args:?}: {text}");
+    }
+    for (name, rule) in [("index.json", "layout-index"), ("oci-layout", "layout-file")] {
+        let t = TestDir::new();
+        image(&t, vec![(layer(&[file("etc/hello", b"hi")]), Compression::Gzip)]);
+        mkfifo(&t.join("image").join(name));
+        let (code, text) = run(&t, &["validate", "image"]);
+        assert_eq!(code, 1, "{name}: {text}");
+        assert!(text.contains(rule), "{name}: {text}");
+    }
+    // Any blob: the walk or the layer reader meets it.
+    let t = TestDir::new();
+    image(&t, vec![(layer(&[file("etc/hello", b"hi")]), Compression::Gzip)]);
+    for blob in fs::read_dir(t.join("image/blobs/sha256")).unwrap() {
+        mkfifo(&blob.unwrap().path());
+    }
+    let (code, text) = run(&t, &["validate", "image"]);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("blob-not-file"), "{text}");
+}
