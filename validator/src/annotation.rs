@@ -76,6 +76,24 @@ pub struct Declarations {
     pub effective: Value,
 }
 
+impl Declaration {
+    /// The place in words for a person: `manifest`, `config Label`,
+    /// `index descriptor` (the JSON keeps the identifiers).
+    pub fn place_words(&self) -> &'static str {
+        place_words(self.place)
+    }
+}
+
+/// `place` (`manifest`, `config-label`, `index-descriptor`) in words.
+pub fn place_words(place: &str) -> &'static str {
+    match place {
+        "config-label" => "config Label",
+        "index-descriptor" => "index descriptor",
+        "manifest" => "manifest",
+        _ => "another place",
+    }
+}
+
 impl Declarations {
     /// Resolves the effective value of what `declared` holds.
     pub fn new(declared: Vec<Declaration>) -> Self {

@@ -141,7 +141,9 @@ pub(super) fn rfc3339(secs: u64) -> String {
 
 /// The `comment` of the history entry: what flattening changed, in words.
 pub(super) fn history_comment(c: &Changes, user: Option<&str>) -> String {
-    let mut parts = vec![format!("owners set to 0:0 root/root on {} entries", c.written)];
+    // The same count the report gives: entries whose owner changed.
+    let mut parts =
+        vec![format!("every entry owned by 0:0 root/root ({} of {} changed)", c.owners_replaced, c.written)];
     for (n, what) in [
         (c.setid_cleared.count, "set-ID bits cleared"),
         (c.devices_dropped.count, "devices dropped"),

@@ -36,7 +36,8 @@ pub fn render(report: &Report, color: bool) -> String {
                 let from = if d.declared.is_empty() {
                     "not declared, so the default".to_string()
                 } else {
-                    let places: Vec<String> = d.declared.iter().map(|d| format!("{} {:?}", d.place, d.value)).collect();
+                    let places: Vec<String> =
+                        d.declared.iter().map(|d| format!("{} {:?}", d.place_words(), d.value)).collect();
                     format!("declared by {}", places.join(", "))
                 };
                 let _ = writeln!(out, "  id-flattening: {} ({from})", d.effective.as_str());
@@ -55,8 +56,8 @@ pub fn render(report: &Report, color: bool) -> String {
                 let _ = writeln!(out, "    path {path}");
             }
             if !f.examples.is_empty() {
-                let more = f.count.saturating_sub(f.examples.len() as u64);
-                let tail = if more > 0 { format!(" (and {more} more)") } else { String::new() };
+                let shown = f.examples.len() as u64;
+                let tail = if f.count > shown { format!(", {shown} shown") } else { String::new() };
                 let _ = writeln!(out, "    {} {}{tail}:", f.count, if f.count == 1 { "entry" } else { "entries" });
                 for e in &f.examples {
                     match &e.detail {

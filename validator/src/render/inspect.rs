@@ -30,7 +30,7 @@ fn image(out: &mut String, img: &ImageReport) {
     } else {
         format!(
             "declared {}",
-            d.declared.iter().map(|d| format!("{} {:?}", d.place, d.value)).collect::<Vec<_>>().join(", ")
+            d.declared.iter().map(|d| format!("{} {:?}", d.place_words(), d.value)).collect::<Vec<_>>().join(", ")
         )
     };
     let _ = writeln!(out, "  id-flattening: {declared}");
@@ -81,7 +81,7 @@ fn stats(out: &mut String, s: &LayerStats) {
         let _ = writeln!(out, "      and {} entries with other owners (not tracked one by one)", s.other_owners);
     }
     let names: Vec<String> =
-        s.names.iter().map(|n| format!("{:?}/{:?} x{}", n.uname, n.gname, n.tally.count)).collect();
+        s.names.iter().map(|n| format!("{}/{} x{}", name(&n.uname), name(&n.gname), n.tally.count)).collect();
     let _ = writeln!(out, "    names: {}", names.join(", "));
     for (what, t) in [
         ("setuid", &s.setuid),
@@ -114,4 +114,10 @@ fn change(out: &mut String, what: &str, t: &Tally) {
 
 fn first(t: &Tally) -> String {
     t.examples.first().map(|e| format!(" (e.g. {})", e.path)).unwrap_or_default()
+}
+
+/// A user or group name as recorded: `(none)` when the entry records none,
+/// quoted otherwise, so that spaces and oddities stay visible.
+fn name(n: &str) -> String {
+    if n.is_empty() { "(none)".to_string() } else { format!("{n:?}") }
 }

@@ -78,7 +78,7 @@ pub fn check(sources: &[Source<'_>], manifest: Manifest, image: &Location, f: &m
     values.dedup();
     if values.len() > 1 {
         let listing: Vec<String> =
-            present.iter().map(|d| format!("{} {} {:?} in {}", d.place, d.key, d.value, d.file)).collect();
+            present.iter().map(|d| format!("{} {} {:?} in {}", d.place_words(), d.key, d.value, d.file)).collect();
         f.push(
             &ANNOTATION_CONFLICT,
             at(primary, KEY),
