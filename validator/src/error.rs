@@ -69,7 +69,7 @@ impl Error {
 
     /// A [`Error::Usage`] caused by an OS error on `what`.
     pub fn usage_io(what: impl std::fmt::Display, source: io::Error) -> Self {
-        Error::Usage { message: format!("{what}: {source}"), source: Some(source) }
+        Error::Usage { message: format!("{what}: {}", os_message(&source)), source: Some(source) }
     }
 
     /// The findings that made the job refuse, empty for the other kinds.
@@ -94,6 +94,17 @@ impl Error {
             }
         }
         self
+    }
+}
+
+/// An OS error as a person reads it: "No such file or directory", without
+/// the " (os error 2)" that only a programmer needs (the error itself keeps
+/// it, as the `source` of the [`Error`]).
+pub fn os_message(e: &io::Error) -> String {
+    let text = e.to_string();
+    match (e.raw_os_error(), text.rfind(" (os error ")) {
+        (Some(_), Some(at)) => text[..at].to_string(),
+        _ => text,
     }
 }
 

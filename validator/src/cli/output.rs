@@ -18,6 +18,12 @@ pub fn write(output: Option<&Path>, text: &str) -> Result<bool, Error> {
     let Some(path) = output else {
         return Ok(std::io::stdout().write_all(text.as_bytes()).is_ok());
     };
+    if path.is_dir() {
+        return Err(Error::usage(format!(
+            "{}: is a directory; --output names the report file to write",
+            path.display()
+        )));
+    }
     let mut temp = path.as_os_str().to_owned();
     temp.push(format!(".partial-{}", std::process::id()));
     let written = std::fs::write(&temp, text).and_then(|()| std::fs::rename(&temp, path));

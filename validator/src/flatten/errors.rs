@@ -22,7 +22,7 @@ pub(super) fn refusal(rule: &'static Rule, location: Location, finding_message: 
 /// Writing the output failed: `what` (a path, and what was being done to
 /// it) and the operating-system error, which stays the source.
 pub(super) fn write_io(what: impl std::fmt::Display, source: io::Error) -> Error {
-    Error::Write { message: format!("{what}: {source}"), source: Some(source) }
+    Error::Write { message: format!("{what}: {}", crate::error::os_message(&source)), source: Some(source) }
 }
 
 /// Writing the output failed for a reason with no OS error of its own.

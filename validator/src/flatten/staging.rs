@@ -40,12 +40,22 @@ impl Staging {
                 let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
                 let temp = parent.join(format!(".{}.single-id-flatten", name.to_string_lossy()));
                 if let Err(e) = std::fs::create_dir(&temp) {
-                    let hint = if e.kind() == io::ErrorKind::AlreadyExists {
-                        " (left by an earlier run that was killed? remove it)"
+                    // Only a leftover is worth naming the temporary
+                    // directory for: the user has to remove it.
+                    let message = if e.kind() == io::ErrorKind::AlreadyExists {
+                        format!(
+                            "{}: {} exists, left by an earlier run that was killed? remove it",
+                            path.display(),
+                            temp.display()
+                        )
                     } else {
-                        ""
+                        format!(
+                            "{}: cannot write an archive in {}: {}",
+                            path.display(),
+                            parent.display(),
+                            crate::error::os_message(&e)
+                        )
                     };
-                    let message = format!("{}: cannot create the temporary directory: {e}{hint}", temp.display());
                     return Err(Error::Usage { message, source: Some(e) });
                 }
                 let layout = temp.join("layout");

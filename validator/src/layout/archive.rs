@@ -31,6 +31,11 @@ impl Archive {
         // Opening a FIFO would wait for a writer, and a device or a pipe
         // cannot be read twice: only a regular file can be an archive.
         let meta = std::fs::metadata(path).map_err(|e| at(&e))?;
+        if meta.is_dir() {
+            return Err(at(
+                &"is a directory, and oci-archive: names a tar file; name a layout directory as oci:PATH or by its path alone",
+            ));
+        }
         if !meta.is_file() {
             return Err(at(&format!(
                 "is {}, not an OCI layout (a directory) or an OCI archive (a tar file)",

@@ -219,7 +219,8 @@ impl Unpacker {
                 // DEST exists but cannot be written the way asked (openat2
                 // forced where the kernel refuses it): a failure, exit 1.
                 let _ = discard(dest, created);
-                return Err(Error::Write { message: format!("{}: {e}", dest.display()), source: Some(e) });
+                let message = format!("{}: {}", dest.display(), crate::error::os_message(&e));
+                return Err(Error::Write { message, source: Some(e) });
             }
         };
         Ok(Unpacker {
