@@ -10,7 +10,7 @@ use single_id::error::Error;
 use single_id::levels::Level;
 use single_id::limits::Limits;
 use single_id::progress::{Event, Progress};
-use single_id::reference::{Kind, Reference};
+use single_id::reference::Reference;
 use single_id::render::{self, Format};
 
 mod cli;
@@ -327,11 +327,7 @@ fn run(cli: Cli) -> ExitCode {
                     render::human::render(&report, paint)
                 }
                 Format::Json => render::json::render(&report),
-                Format::Sarif => {
-                    let r = &reference;
-                    let archive = r.kind == Kind::Archive || (r.kind == Kind::Detect && r.path.is_file());
-                    render::sarif::render(&report, &r.path.to_string_lossy(), archive)
-                }
+                Format::Sarif => render::sarif::render(&report, &reference.path.to_string_lossy()),
             };
             match cli::output::write(output.as_deref(), &text) {
                 Ok(true) => {}

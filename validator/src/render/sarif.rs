@@ -50,24 +50,42 @@ fn descriptor(r: &Rule) -> Value {
     })
 }
 
-/// `uri` of the file a finding is in: the layout path joined with the
-/// layout-relative file, or the archive itself (the member is logical).
-fn artifact(layout: &str, archive: bool, f: &Finding) -> String {
-    let path = match (&f.location.file, archive) {
-        (Some(file), false) => format!("{}/{file}", layout.trim_end_matches('/')),
-        _ => layout.to_string(),
-    };
+/// The URI of the layout directory or archive, the one physical location
+/// of every result: blob files are named by digest, which changes with
+/// every rebuild, and code scanning would then close and reopen every
+/// alert. An absolute path becomes a `file://` URI; a relative one stays a
+/// relative reference, which GitHub resolves against the repository.
+fn layout_uri(layout: &str) -> String {
     // A URI reference: escape what would end or change the path part.
-    path.chars()
+    let escaped: String = layout
+        .trim_end_matches('/')
+        .chars()
         .map(|c| match c {
             '%' | ' ' | '#' | '?' | '[' | ']' => format!("%{:02X}", c as u32),
             c if c.is_control() => c.to_string().bytes().map(|b| format!("%{b:02X}")).collect(),
             c => c.to_string(),
         })
-        .collect()
+        .collect();
+    if escaped.starts_with('/') { format!("file://{escaped}") } else { escaped }
 }
 
-fn result(layout: &str, archive: bool, f: &Finding, rule_index: usize) -> Value {
+/// What identifies a finding across rebuilds of the same image: its rule,
+/// image name, layer, path and JSON pointer, never a digest or a message.
+fn fingerprint(f: &Finding) -> String {
+    let loc = &f.location;
+    let path = f.examples.first().map(|e| e.path.as_str()).or(loc.path.as_deref()).unwrap_or_default();
+    let parts = [
+        f.rule.id,
+        loc.image.as_deref().unwrap_or_default(),
+        &loc.layer.map(|l| l.to_string()).unwrap_or_default(),
+        path,
+        loc.pointer.as_deref().unwrap_or_default(),
+    ];
+    let digest = crate::digest::sha256_of(parts.join("\0").as_bytes());
+    digest.trim_start_matches("sha256:").to_string()
+}
+
+fn result(layout: &str, f: &Finding, rule_index: usize) -> Value {
     let loc = &f.location;
     let mut logical = Vec::new();
     let mut name = Vec::new();
@@ -76,11 +94,6 @@ fn result(layout: &str, archive: bool, f: &Finding, rule_index: usize) -> Value 
     }
     if let Some(layer) = loc.layer {
         name.push(format!("layer {layer}"));
-    }
-    if archive {
-        if let Some(file) = &loc.file {
-            name.push(file.clone());
-        }
     }
     if let Some(path) = &loc.path {
         name.push(path.clone());
@@ -102,6 +115,11 @@ fn result(layout: &str, archive: bool, f: &Finding, rule_index: usize) -> Value 
     if let Some(m) = &loc.manifest {
         properties["manifest"] = json!(m);
     }
+    if let Some(file) = &loc.file {
+        // The blob, for a reader; not part of the location, which must
+        // not change between rebuilds.
+        properties["file"] = json!(file);
+    }
     json!({
         "ruleId": f.rule.id,
         "ruleIndex": rule_index,
@@ -109,24 +127,25 @@ fn result(layout: &str, archive: bool, f: &Finding, rule_index: usize) -> Value 
         "message": {"text": text},
         "locations": [{
             "physicalLocation": {
-                "artifactLocation": {"uri": artifact(layout, archive, f)},
+                "artifactLocation": {"uri": layout_uri(layout)},
                 "region": {"startLine": 1}
             },
             "logicalLocations": logical,
         }],
+        "partialFingerprints": {"singleIdFinding/v1": fingerprint(f)},
         "properties": properties,
     })
 }
 
 /// `layout` is the path of the layout (or archive) as given; `archive`
-/// says which it is.
-pub fn render(report: &Report, layout: &str, archive: bool) -> String {
+/// `layout` is the path of the layout directory or archive as given.
+pub fn render(report: &Report, layout: &str) -> String {
     let results: Vec<Value> = report
         .findings
         .iter()
         .map(|f| {
             let index = ALL.iter().position(|r| r.id == f.rule.id).expect("every finding's rule is registered");
-            result(layout, archive, f, index)
+            result(layout, f, index)
         })
         .collect();
     // What the configuration changed, where SARIF readers look for it.

@@ -192,3 +192,46 @@ fn rules_as_json() {
         .collect();
     assert_eq!(columns.len(), 1, "{text}");
 }
+
+/// Code scanning keeps an alert open across builds only if its
+/// fingerprint and location stay the same: two builds of one image whose
+/// blobs differ (other file content, so other digests) give the same
+/// fingerprints and locations, and a different finding a different one.
+#[test]
+fn sarif_fingerprints_and_locations_survive_a_rebuild() {
+    use support::Compression;
+    use support::layers::{file, layer};
+    let results = |content: &[u8]| -> Vec<Value> {
+        let t = TestDir::new();
+        let mut oci = OciDir::create(t.join("image"));
+        let mut spec = ImageSpec::declared("latest", Some("flattened"));
+        spec.label_value = None;
+        spec.layers = vec![(
+            layer(&[file("usr/bin/su", content).mode(0o4755), file("etc/motd", content).owner(1000, 1000)]),
+            Compression::Gzip,
+        )];
+        oci.add_image(&spec);
+        let r = t.run(&["validate", "--format", "sarif", "image"]);
+        assert_eq!(r.code(), 1, "{}", r.stderr());
+        let log = r.json();
+        schema::assert_valid_sarif(&log);
+        log["runs"][0]["results"].as_array().unwrap().clone()
+    };
+    let (first, second) = (results(b"build 1"), results(b"build 2, other bytes"));
+    assert!(first.len() >= 3, "{first:#?}");
+    let stable = |r: &Value| (r["ruleId"].clone(), r["partialFingerprints"].clone(), r["locations"].clone());
+    assert_eq!(first.iter().map(stable).collect::<Vec<_>>(), second.iter().map(stable).collect::<Vec<_>>());
+    // The blob files did change, and are only a property.
+    assert_ne!(first[0]["properties"]["file"], second[0]["properties"]["file"]);
+    let prints: std::collections::BTreeSet<String> =
+        first.iter().map(|r| r["partialFingerprints"]["singleIdFinding/v1"].as_str().unwrap().to_string()).collect();
+    assert_eq!(prints.len(), first.len(), "two findings share a fingerprint: {first:#?}");
+    // A relative layout stays a relative reference; an absolute one is a file URI.
+    assert_eq!(first[0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"], "image");
+    let t = TestDir::new();
+    image_with_warning(&t);
+    let abs = t.join("image");
+    let log = t.run(&["validate", "--format", "sarif", abs.to_str().unwrap()]).json();
+    let uri = log["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"].clone();
+    assert_eq!(uri, format!("file://{}", abs.display()));
+}
