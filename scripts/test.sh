@@ -10,7 +10,8 @@ cd "$(dirname "$0")/.."
 # command:debian-package
 required=(umoci:umoci skopeo:skopeo npm:npm tar:tar bsdtar:libarchive-tools go:golang-go zstd:zstd
   debootstrap:debootstrap ch-image:charliecloud docker-registry:docker-registry curl:curl openssl:openssl
-  /usr/bin/python3:python3 /usr/bin/time:time unshare:util-linux buildah:buildah podman:podman)
+  /usr/bin/python3:python3 /usr/bin/time:time unshare:util-linux buildah:buildah podman:podman
+  jq:jq groff:groff-base)
 
 missing=()
 for pair in "${required[@]}"; do

@@ -3,7 +3,7 @@
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use indicatif::{ProgressDrawTarget, ProgressStyle};
 use single_id::diagnostic::Severity;
 use single_id::error::Error;
@@ -143,6 +143,14 @@ enum Command {
         #[command(flatten)]
         limits: Limits,
     },
+    /// Print the completion script for SHELL.
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), generated from these definitions.
+    Man,
     /// List every rule with its severity and the spec clause it enforces.
     Rules {
         /// `json`: one document (schema/rules.schema.json).
@@ -394,6 +402,18 @@ fn run(cli: Cli) -> ExitCode {
             };
             // The output is written; a closed stdout loses only the report.
             emit(&text);
+            ExitCode::SUCCESS
+        }
+        Command::Completions { shell } => {
+            let mut text = Vec::new();
+            let _ = cli::completions::completions(Cli::command(), shell, &mut text);
+            emit(&String::from_utf8_lossy(&text));
+            ExitCode::SUCCESS
+        }
+        Command::Man => {
+            let mut text = Vec::new();
+            let _ = cli::completions::man(Cli::command(), &mut text);
+            emit(&String::from_utf8_lossy(&text));
             ExitCode::SUCCESS
         }
         Command::Rules { format } => {

@@ -21,6 +21,7 @@ mod real_tools;
 mod recommend;
 mod regressions;
 mod schemas;
+mod shipping;
 mod signals;
 mod spec;
 mod unpack;
