@@ -1,6 +1,6 @@
 //! The `single-id` command: argument parsing and exit codes only.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
@@ -215,7 +215,8 @@ fn failed(e: &Error, command: &str, target: &str, format: ReportFormat) -> ExitC
 /// Writes a report; `false` when stdout is gone. An interrupted command
 /// writes none: what it read is incomplete.
 fn emit(text: &str) -> bool {
-    !single_id::interrupt::requested() && std::io::stdout().write_all(text.as_bytes()).is_ok()
+    // Writing to stdout never fails with an error, only with `false`.
+    cli::output::write(None, text).unwrap_or(false)
 }
 
 /// A bar of compressed layer bytes on stderr, drawn only when stderr is a
