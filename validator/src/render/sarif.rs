@@ -137,7 +137,6 @@ fn result(layout: &str, f: &Finding, rule_index: usize) -> Value {
     })
 }
 
-/// `layout` is the path of the layout (or archive) as given; `archive`
 /// `layout` is the path of the layout directory or archive as given.
 pub fn render(report: &Report, layout: &str) -> String {
     let results: Vec<Value> = report
