@@ -13,7 +13,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
-use single_id::reference::{Kind, Reference};
+use single_id::reference::Reference;
 use single_id::report::Report;
 use single_id::diagnostic::Severity;
 
@@ -175,7 +175,7 @@ pub fn value_of(bits: u8) -> Option<String> {
 }
 
 pub fn reference(layout: &Path) -> Reference {
-    Reference { kind: Kind::Directory, path: layout.to_path_buf(), ref_name: None }
+    Reference::directory(layout)
 }
 
 pub fn validate_options() -> single_id::validate::Options {

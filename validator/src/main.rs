@@ -10,7 +10,7 @@ use single_id::error::Error;
 use single_id::levels::Level;
 use single_id::limits::Limits;
 use single_id::progress::{Event, Progress};
-use single_id::reference::Reference;
+use single_id::reference::{Reference, Source};
 use single_id::render::{self, Format};
 
 mod cli;
@@ -29,7 +29,9 @@ enum Command {
     /// Exit status: 0 when no error-level finding, 1 when there is one (or a
     /// warning, with --strict), 2 when the image could not be read at all.
     Validate {
-        /// An OCI layout directory or archive, or oci:PATH[:REF] / oci-archive:PATH[:REF].
+        /// An OCI layout directory or archive (oci:PATH[:REF], oci-archive:PATH[:REF]), a
+        /// registry image (docker://NAME[:TAG|@DIGEST]), a docker save archive
+        /// (docker-archive:PATH[:REF]) or an image in podman's store (containers-storage:NAME).
         image: String,
         /// Only the image whose org.opencontainers.image.ref.name is NAME.
         #[arg(long = "ref", value_name = "NAME")]
@@ -64,13 +66,17 @@ enum Command {
         #[arg(long, value_name = "N", default_value_t = 5)]
         max_examples: usize,
         #[command(flatten)]
+        source: Source,
+        #[command(flatten)]
         limits: Limits,
     },
     /// Report what each image's layers record about ownership, what a
     /// single-ID consumer would change on unpack, and which id-flattening
     /// value to declare.
     Inspect {
-        /// An OCI layout directory or archive, or oci:PATH[:REF] / oci-archive:PATH[:REF].
+        /// An OCI layout directory or archive (oci:PATH[:REF], oci-archive:PATH[:REF]), a
+        /// registry image (docker://NAME[:TAG|@DIGEST]), a docker save archive
+        /// (docker-archive:PATH[:REF]) or an image in podman's store (containers-storage:NAME).
         image: String,
         /// Only the image whose org.opencontainers.image.ref.name is NAME.
         #[arg(long = "ref", value_name = "NAME")]
@@ -80,6 +86,8 @@ enum Command {
         /// Example paths listed per category.
         #[arg(long, value_name = "N", default_value_t = 5)]
         max_examples: usize,
+        #[command(flatten)]
+        source: Source,
         #[command(flatten)]
         limits: Limits,
     },
@@ -91,7 +99,9 @@ enum Command {
     /// on failure what was written is removed (unless --keep-partial).
     /// Exit status: 0 unpacked, 1 refused or failed, 2 could not start.
     Unpack {
-        /// An OCI layout directory or archive, or oci:PATH[:REF] / oci-archive:PATH[:REF].
+        /// An OCI layout directory or archive (oci:PATH[:REF], oci-archive:PATH[:REF]), a
+        /// registry image (docker://NAME[:TAG|@DIGEST]), a docker save archive
+        /// (docker-archive:PATH[:REF]) or an image in podman's store (containers-storage:NAME).
         image: String,
         /// Directory to create (or an empty one) for the root filesystem.
         dest: std::path::PathBuf,
@@ -110,6 +120,8 @@ enum Command {
         #[arg(long, value_name = "N", default_value_t = 5)]
         max_examples: usize,
         #[command(flatten)]
+        source: Source,
+        #[command(flatten)]
         limits: Limits,
     },
     /// Write a new OCI layout in which every image is `flattened`: every
@@ -121,7 +133,9 @@ enum Command {
     /// was written is removed. Exit status: 0 written, 1 the input is broken
     /// or the output could not be written, 2 could not start.
     Flatten {
-        /// An OCI layout directory or archive, or oci:PATH[:REF] / oci-archive:PATH[:REF].
+        /// An OCI layout directory or archive (oci:PATH[:REF], oci-archive:PATH[:REF]), a
+        /// registry image (docker://NAME[:TAG|@DIGEST]), a docker save archive
+        /// (docker-archive:PATH[:REF]) or an image in podman's store (containers-storage:NAME).
         image: String,
         /// Directory (or oci:DIR) or archive (oci-archive:PATH, PATH.tar) to write.
         output: String,
@@ -140,6 +154,8 @@ enum Command {
         /// Example paths listed per category.
         #[arg(long, value_name = "N", default_value_t = 5)]
         max_examples: usize,
+        #[command(flatten)]
+        source: Source,
         #[command(flatten)]
         limits: Limits,
     },
@@ -293,6 +309,7 @@ fn run(cli: Cli) -> ExitCode {
             quiet,
             color,
             max_examples,
+            source,
             limits,
         } => {
             let progress = if quiet { Progress::none() } else { progress_bar() };
@@ -302,7 +319,7 @@ fn run(cli: Cli) -> ExitCode {
                 .flat_map(|(level, rules)| rules.iter().map(move |r| (level, r.as_str())))
                 .collect();
             let started = cli::config::levels(config.as_deref(), &asked).and_then(|levels| {
-                let reference = Reference::parse(&image, ref_name.as_deref())?;
+                let reference = Reference::parse(&image, ref_name.as_deref())?.with_source(source);
                 let report = single_id::validate::validate(&reference, image.clone(), &options)?;
                 Ok((reference, levels.apply(report)))
             });
@@ -345,9 +362,10 @@ fn run(cli: Cli) -> ExitCode {
             }
             ExitCode::from(u8::from(failing))
         }
-        Command::Inspect { image, ref_name, format, max_examples, limits } => {
+        Command::Inspect { image, ref_name, format, max_examples, source, limits } => {
             let options = single_id::validate::Options { max_examples, limits, progress: progress_bar() };
             let report = Reference::parse(&image, ref_name.as_deref())
+                .map(|r| r.with_source(source))
                 .and_then(|r| single_id::inspect::inspect(&r, image.clone(), &options));
             let report = match report {
                 Ok(r) => r,
@@ -363,11 +381,22 @@ fn run(cli: Cli) -> ExitCode {
             // Inspect describes; it fails only when it could not read everything.
             ExitCode::from(u8::from(!report.findings.is_empty()))
         }
-        Command::Unpack { image, dest, ref_name, confirm_flatten, keep_partial, format, max_examples, limits } => {
+        Command::Unpack {
+            image,
+            dest,
+            ref_name,
+            confirm_flatten,
+            keep_partial,
+            format,
+            max_examples,
+            source,
+            limits,
+        } => {
             use single_id::unpack;
             let options =
                 unpack::Options { confirm_flatten, keep_partial, max_examples, limits, progress: progress_bar() };
             let done = Reference::parse(&image, ref_name.as_deref())
+                .map(|r| r.with_source(source))
                 .and_then(|reference| unpack::unpack(&reference, &dest, &options));
             match done {
                 Ok(done) => {
@@ -384,11 +413,22 @@ fn run(cli: Cli) -> ExitCode {
                 Err(e) => failed(&e, "unpack", &image, format),
             }
         }
-        Command::Flatten { image, output, ref_name, compression, confirm_flatten, format, max_examples, limits } => {
+        Command::Flatten {
+            image,
+            output,
+            ref_name,
+            compression,
+            confirm_flatten,
+            format,
+            max_examples,
+            source,
+            limits,
+        } => {
             use single_id::flatten;
             let options =
                 flatten::Options { compression, confirm_flatten, max_examples, limits, progress: progress_bar() };
             let report = Reference::parse(&image, ref_name.as_deref())
+                .map(|r| r.with_source(source))
                 .and_then(|reference| flatten::flatten(&reference, image.clone(), &output, &options));
             let report = match report {
                 Ok(r) => r,

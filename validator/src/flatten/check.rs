@@ -64,7 +64,7 @@ pub(super) fn consent(walk: &image::Walk, confirmed: bool) -> Result<Vec<String>
 /// streaming; validating what was written turns them into a refusal
 /// instead of a broken output.
 pub(super) fn self_check(dir: &Path, options: &Options, walk: &image::Walk, written: &Written) -> Result<()> {
-    let reference = Reference { kind: crate::reference::Kind::Directory, path: dir.to_path_buf(), ref_name: None };
+    let reference = Reference::directory(dir);
     // The output is this run's own writing: a layer flatten compressed
     // well is no decompression bomb.
     let mut limits = options.limits.clone();

@@ -30,6 +30,11 @@ impl Output {
             reference::Kind::Directory => Output::Directory(r.path),
             reference::Kind::Detect if r.path.extension().is_some_and(|e| e == "tar") => Output::Archive(r.path),
             reference::Kind::Detect => Output::Directory(r.path),
+            reference::Kind::Registry | reference::Kind::DockerArchive | reference::Kind::ContainersStorage => {
+                return Err(Error::usage(format!(
+                    "{arg}: flatten writes an OCI layout (DIR, oci:DIR, oci-archive:PATH or PATH.tar); push or load it afterwards, e.g. `skopeo copy oci:DIR docker://NAME`"
+                )));
+            }
         })
     }
 }

@@ -20,7 +20,13 @@ pub struct Archive {
 }
 
 enum Entry {
-    File { offset: u64, len: u64 },
+    File {
+        offset: u64,
+        len: u64,
+    },
+    /// A symbolic or hard link, with its target as a member name (None when
+    /// it cannot name one). A layout's files are never read through one.
+    Link(Option<String>),
     Other(&'static str),
 }
 
@@ -64,7 +70,18 @@ impl Archive {
             } else if kind.is_dir() {
                 Entry::Other("directory")
             } else if kind.is_symlink() || kind.is_hard_link() {
-                Entry::Other("link")
+                let target = entry.link_name_bytes().and_then(|t| {
+                    // A symbolic link is relative to its own directory; a
+                    // hard link names a member from the archive's root.
+                    let t = if kind.is_symlink() && !t.starts_with(b"/") {
+                        let dir = name.rsplit_once('/').map_or("", |(d, _)| d);
+                        [dir.as_bytes(), b"/", &t].concat()
+                    } else {
+                        t.to_vec()
+                    };
+                    resolve_dots(&t)
+                });
+                Entry::Link(target)
             } else {
                 Entry::Other("special file")
             };
@@ -74,10 +91,30 @@ impl Archive {
         Ok(Archive { path: path.to_path_buf(), members })
     }
 
+    /// Opens a member, following links (at most 8) within the archive: a
+    /// `docker save` archive shares identical layers by linking them.
+    pub fn open_following_links(&self, name: &str) -> Result<Member, OpenError> {
+        let mut name = name.to_string();
+        for _ in 0..8 {
+            match self.members.get(&name) {
+                Some(Entry::Link(Some(target))) => name = target.clone(),
+                Some(Entry::Link(None)) => return Err(OpenError::NotFile("link that leaves the archive".into())),
+                _ => return self.open_file(&name),
+            }
+        }
+        Err(OpenError::NotFile("chain of more than 8 links".into()))
+    }
+
+    /// Whether the archive holds a member of that name.
+    pub fn has(&self, name: &str) -> bool {
+        self.members.contains_key(name)
+    }
+
     fn open_file(&self, name: &str) -> Result<Member, OpenError> {
         match self.members.get(name) {
             None => Err(OpenError::Missing),
             Some(Entry::Other(kind)) => Err(OpenError::NotFile((*kind).to_string())),
+            Some(Entry::Link(_)) => Err(OpenError::NotFile("link".to_string())),
             Some(&Entry::File { offset, len }) => {
                 let mut f = File::open(&self.path).map_err(OpenError::Io)?;
                 f.seek(SeekFrom::Start(offset)).map_err(OpenError::Io)?;
@@ -85,6 +122,22 @@ impl Archive {
             }
         }
     }
+}
+
+/// `a/../b` is `b`; a name that climbs out of the archive is none.
+fn resolve_dots(raw: &[u8]) -> Option<String> {
+    let s = std::str::from_utf8(raw).ok()?;
+    let mut parts: Vec<&str> = Vec::new();
+    for p in s.split('/') {
+        match p {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            p => parts.push(p),
+        }
+    }
+    (!parts.is_empty()).then(|| parts.join("/"))
 }
 
 /// `./blobs/sha256/x` and `blobs/sha256/x/` name the same member. Names with

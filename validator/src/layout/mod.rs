@@ -3,6 +3,9 @@
 
 mod archive;
 mod dir;
+mod docker_save;
+#[cfg(feature = "sources")]
+mod remote;
 
 use std::fmt;
 use std::io::{self, Read};
@@ -15,6 +18,9 @@ use crate::reference::{Kind, Reference};
 
 pub use archive::Archive;
 pub use dir::Directory;
+pub use docker_save::DockerSave;
+#[cfg(feature = "sources")]
+pub use remote::Remote;
 
 /// A readable blob or metadata file.
 pub struct Member {
@@ -160,19 +166,90 @@ impl fmt::Display for ReadError {
 
 /// Opens the layout an image reference names: a directory or an archive,
 /// told apart by the reference's transport or, without one, by what the
-/// path is.
+/// path is; or, through skopeo, a registry, a store or a `docker save`
+/// archive that has no OCI layout inside.
 pub fn open(reference: &Reference, limits: &Limits) -> Result<Layout, Error> {
     let path = &reference.path;
     let limits = limits.clone();
     match reference.kind {
         Kind::Directory => Layout::open_directory(path, limits),
         Kind::Archive => Layout::open_archive(path, limits),
+        Kind::Registry | Kind::ContainersStorage => remote(reference, limits),
+        Kind::DockerArchive => {
+            let archive = Archive::open(path)?;
+            match docker_archive_kind(&archive) {
+                DockerArchive::OciInside => Ok(Layout::new(archive, limits)),
+                DockerArchive::Legacy => {
+                    let store = DockerSave::open(archive, reference.ref_name.as_deref(), &limits)?;
+                    Ok(Layout::new(store, limits))
+                }
+                DockerArchive::Neither => Err(Error::usage(format!(
+                    "{}: is a tar archive, but holds neither manifest.json (docker save) nor index.json (an OCI layout)",
+                    path.display()
+                ))),
+            }
+        }
         Kind::Detect => match std::fs::metadata(path) {
             Ok(m) if m.is_dir() => Layout::open_directory(path, limits),
-            Ok(_) => Layout::open_archive(path, limits),
-            Err(e) => Err(Error::usage_io(path.display(), e)),
+            Ok(_) => {
+                let archive = Archive::open(path)?;
+                match docker_archive_kind(&archive) {
+                    DockerArchive::OciInside => Ok(Layout::new(archive, limits)),
+                    DockerArchive::Legacy => Ok(Layout::new(DockerSave::open(archive, None, &limits)?, limits)),
+                    DockerArchive::Neither => Err(Error::usage(format!(
+                        "{}: is a tar archive, but not an OCI archive (no index.json) nor a docker save archive (no manifest.json); an OCI layout is read from its directory or a tar of it, other images as docker://, docker-archive: or containers-storage:",
+                        path.display()
+                    ))),
+                }
+            }
+            Err(e) => {
+                // `podman:x` or a misspelt transport reads as a missing path.
+                let hint = match path.to_str().and_then(|p| p.split_once(':')) {
+                    Some((t, _)) if !t.contains('/') => {
+                        format!(" (`{t}:` is not a transport read here; those are {})", crate::reference::TRANSPORTS)
+                    }
+                    _ => String::new(),
+                };
+                Err(Error::usage(format!("{}: {}{hint}", path.display(), crate::error::os_message(&e))))
+            }
         },
     }
+}
+
+/// What a tar archive is, by the files at its root.
+enum DockerArchive {
+    /// index.json and oci-layout: an OCI archive, or a `docker save` of
+    /// Docker 25 or later (which embeds one): read as a layout, with the
+    /// manifests and annotations it really holds.
+    OciInside,
+    /// manifest.json alone: the older `docker save` format, which has no
+    /// manifests ([`DockerSave`]).
+    Legacy,
+    /// Neither.
+    Neither,
+}
+
+fn docker_archive_kind(archive: &Archive) -> DockerArchive {
+    if archive.has("index.json") || archive.has("oci-layout") {
+        DockerArchive::OciInside
+    } else if archive.has("manifest.json") {
+        DockerArchive::Legacy
+    } else {
+        DockerArchive::Neither
+    }
+}
+
+#[cfg(feature = "sources")]
+fn remote(reference: &Reference, limits: Limits) -> Result<Layout, Error> {
+    Ok(Layout::new(Remote::open(reference)?, limits))
+}
+
+#[cfg(not(feature = "sources"))]
+fn remote(reference: &Reference, _: Limits) -> Result<Layout, Error> {
+    Err(Error::usage(format!(
+        "{}: this build of single-id reads only OCI layouts and archives (built without the `sources` feature)",
+        reference.path.display()
+    )))
 }
 
 /// Reads a file of length `len` into memory, at most `limit` bytes.

@@ -23,6 +23,7 @@ mod regressions;
 mod schemas;
 mod shipping;
 mod signals;
+mod sources;
 mod spec;
 mod unpack;
 mod unpack_tree;

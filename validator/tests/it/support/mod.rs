@@ -6,6 +6,7 @@ pub mod adversarial;
 pub mod layers;
 pub mod measure;
 pub mod rawtar;
+pub mod registry;
 pub mod schema;
 pub mod unprivileged;
 
