@@ -51,6 +51,25 @@ if ! echo "$sarif_sha256  $sarif_schema" | sha256sum -c --status 2>/dev/null; th
 fi
 export SINGLE_ID_SARIF_SCHEMA=$PWD/$sarif_schema
 
+# Microsoft's SARIF validator, whose GitHub code scanning rules every SARIF
+# log the tests write must pass: the npm package of its self-contained
+# Linux build, pinned by checksum and cached under target/.
+multitool_dir=target/test-data/sarif-multitool-5.7.0
+multitool_tgz=target/test-data/microsoft-sarif-multitool-linux-5.7.0.tgz
+multitool_sha256=27d8e3e96dde578a23b7c45035b8d741fece5731e2700aa068015b8c44d1514e
+if [[ ! -x $multitool_dir/Sarif.Multitool ]]; then
+  if ! echo "$multitool_sha256  $multitool_tgz" | sha256sum -c --status 2>/dev/null; then
+    mkdir -p target/test-data
+    (cd target/test-data && npm pack --silent @microsoft/sarif-multitool-linux@5.7.0 >/dev/null)
+    echo "$multitool_sha256  $multitool_tgz" | sha256sum -c --status || { echo "error: the fetched SARIF multitool does not match its pinned checksum" >&2; exit 1; }
+  fi
+  rm -rf "$multitool_dir" && mkdir -p "$multitool_dir"
+  tar -xzf "$multitool_tgz" -C "$multitool_dir" --strip-components=1
+  chmod +x "$multitool_dir/Sarif.Multitool"
+fi
+DOTNET_SYSTEM_GLOBALIZATION_INVARIANT=1 "$multitool_dir/Sarif.Multitool" --version >/dev/null 2>&1 || { echo "error: Microsoft's SARIF validator ($multitool_dir/Sarif.Multitool) does not run here" >&2; exit 1; }
+export SINGLE_ID_SARIF_MULTITOOL=$PWD/$multitool_dir/Sarif.Multitool
+
 # Every test once; then unpack's tests and the conformance suite's single-id
 # adapter again with openat2 refused by a real seccomp filter (ENOSYS, as on
 # RHEL 8's Linux 4.18), so unpack notices and resolves names itself, and

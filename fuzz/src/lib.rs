@@ -199,7 +199,7 @@ pub fn validate_and_inspect(layout: &Path, sarif: bool) -> Option<Report> {
         }
         std::hint::black_box(single_id::render::json::render(report));
         if sarif {
-            std::hint::black_box(single_id::render::sarif::render(report, &target));
+            std::hint::black_box(single_id::render::sarif::render(report, &target, Default::default()));
         }
         let _ = report.worst();
     }

@@ -65,6 +65,10 @@ enum Command {
         /// Example paths listed per grouped finding.
         #[arg(long, value_name = "N", default_value_t = 5)]
         max_examples: usize,
+        /// Base URL where this repository's documents are published (e.g. a
+        /// GitHub tree URL): SARIF then links each rule to its spec clause and fix.
+        #[arg(long, value_name = "URL")]
+        docs_url: Option<String>,
         #[command(flatten)]
         source: Source,
         #[command(flatten)]
@@ -309,9 +313,11 @@ fn run(cli: Cli) -> ExitCode {
             quiet,
             color,
             max_examples,
+            docs_url,
             source,
             limits,
         } => {
+            let docs = render::sarif::Docs(docs_url.as_deref());
             let progress = if quiet { Progress::none() } else { progress_bar() };
             let options = single_id::validate::Options { max_examples, limits, progress };
             let asked: Vec<(Level, &str)> = [(Level::Allow, &allow), (Level::Warn, &warn), (Level::Deny, &deny)]
@@ -330,7 +336,7 @@ fn run(cli: Cli) -> ExitCode {
                     let doc = match format {
                         Format::Human => None,
                         Format::Json => Some(render::failure::json(&e, "validate", &image)),
-                        Format::Sarif => Some(render::sarif::render_failure(&e.to_string())),
+                        Format::Sarif => Some(render::sarif::render_failure(&e.to_string(), docs)),
                     };
                     if let Some(doc) = doc {
                         if let Err(w) = cli::output::write(output.as_deref(), &doc) {
@@ -353,7 +359,7 @@ fn run(cli: Cli) -> ExitCode {
                     render::human::render(&report, paint)
                 }
                 Format::Json => render::json::render(&report),
-                Format::Sarif => render::sarif::render(&report, &reference.path.to_string_lossy()),
+                Format::Sarif => render::sarif::render(&report, &reference.path.to_string_lossy(), docs),
             };
             match cli::output::write(output.as_deref(), &text) {
                 Ok(true) => {}

@@ -27,27 +27,56 @@ fn level(s: Severity) -> &'static str {
     }
 }
 
-fn descriptor(r: &Rule) -> Value {
-    let link = r.spec_link();
-    let (fix_text, fix_markdown) = match r.fix_link() {
-        Some(fix) => (
-            format!(" How to fix it with your build tool: {fix}."),
-            format!(" [How to fix it]({fix}) with your build tool."),
-        ),
-        None => (String::new(), String::new()),
+/// Where the repository's documentation is published, when the user says
+/// so (`--docs-url`): links are written only then, since a link relative
+/// to this repository would be broken in the user's.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Docs<'a>(pub Option<&'a str>);
+
+impl Docs<'_> {
+    fn link(&self, page: &str) -> Option<String> {
+        self.0.map(|base| format!("{}/{page}", base.trim_end_matches('/')))
+    }
+}
+
+fn descriptor(r: &Rule, docs: Docs) -> Value {
+    let severity = level(r.severity);
+    let fix = match r.fix {
+        Some(_) => {
+            " The producer guide (docs/producers.md in the single-id repository) shows the fix for buildah, podman, umoci, Charliecloud and docker buildx."
+        }
+        None => "",
     };
-    json!({
+    let text = format!(
+        "{} This is a {severity} by default, and enforces clause {} of the single-ID images specification (`single-id rules` lists every rule).{fix}",
+        r.summary, r.clause
+    );
+    let mut markdown = format!(
+        "**{}**\n\n{}\n\n- Default level: {severity}\n- Specification clause: `{}`\n- Change its level with `--allow`, `--warn` or `--deny {}`, or in `single-id.toml`.",
+        r.id, r.summary, r.clause, r.id
+    );
+    if let Some(spec) = docs.link(&r.spec_link()) {
+        markdown.push_str(&format!("\n- [The clause in the specification]({spec})"));
+    }
+    match r.fix_link().and_then(|f| docs.link(&f)) {
+        Some(fix) => markdown.push_str(&format!("\n- [How to fix it with your build tool]({fix})")),
+        None if r.fix.is_some() => {
+            markdown.push_str("\n- The producer guide (`docs/producers.md`) shows the fix for each build tool.")
+        }
+        None => {}
+    }
+    let mut d = json!({
         "id": r.id,
-        "name": r.id,
         "shortDescription": {"text": r.summary},
-        "fullDescription": {"text": format!("{} Enforces {} of the single-ID images specification.", r.summary, r.clause)},
-        "help": {
-            "text": format!("{} See {link}.{fix_text}", r.summary),
-            "markdown": format!("{} See [{}]({link}).{fix_markdown}", r.summary, r.clause),
-        },
-        "defaultConfiguration": {"level": level(r.severity)},
+        "fullDescription": {"text": text},
+        "help": {"text": text, "markdown": markdown},
+        "defaultConfiguration": {"level": severity},
         "properties": {"specClause": r.clause, "tags": [r.clause]},
-    })
+    });
+    if let Some(uri) = docs.link(&r.spec_link()) {
+        d["helpUri"] = json!(uri);
+    }
+    d
 }
 
 /// The URI of the layout directory or archive, the one physical location
@@ -138,7 +167,7 @@ fn result(layout: &str, f: &Finding, rule_index: usize) -> Value {
 }
 
 /// `layout` is the path of the layout directory or archive as given.
-pub fn render(report: &Report, layout: &str) -> String {
+pub fn render(report: &Report, layout: &str, docs: Docs) -> String {
     let results: Vec<Value> = report
         .findings
         .iter()
@@ -170,7 +199,7 @@ pub fn render(report: &Report, layout: &str) -> String {
         invocation["ruleConfigurationOverrides"] = json!(overrides);
     }
     let run = json!({
-        "tool": tool(),
+        "tool": tool(docs),
         "invocations": [invocation],
         "results": results,
         "columnKind": "unicodeCodePoints",
@@ -181,9 +210,9 @@ pub fn render(report: &Report, layout: &str) -> String {
 /// The SARIF log of a run that could not read the image (exit 2): no
 /// results, and the reason as a tool execution notification, so that an
 /// upload step finds a valid log that says what went wrong.
-pub fn render_failure(message: &str) -> String {
+pub fn render_failure(message: &str, docs: Docs) -> String {
     let run = json!({
-        "tool": tool(),
+        "tool": tool(docs),
         "invocations": [{
             "executionSuccessful": false,
             "toolExecutionNotifications": [{"level": "error", "message": {"text": message}}],
@@ -194,13 +223,18 @@ pub fn render_failure(message: &str) -> String {
     log(run)
 }
 
-fn tool() -> Value {
-    let rules: Vec<Value> = ALL.iter().map(|r| descriptor(r)).collect();
-    json!({"driver": {
+fn tool(docs: Docs) -> Value {
+    let rules: Vec<Value> = ALL.iter().map(|r| descriptor(r, docs)).collect();
+    let mut driver = json!({
         "name": "single-id",
         "version": env!("CARGO_PKG_VERSION"),
+        "semanticVersion": env!("CARGO_PKG_VERSION"),
         "rules": rules,
-    }})
+    });
+    if let Some(uri) = docs.link("README.md") {
+        driver["informationUri"] = json!(uri);
+    }
+    json!({"driver": driver})
 }
 
 fn log(run: Value) -> String {

@@ -45,18 +45,29 @@ fn sarif_log_describes_every_rule() {
     let r = t.run(&["validate", "--format", "sarif", "image"]);
     assert_eq!(r.code(), 0);
     let log = r.json();
+    schema::assert_valid_sarif(&log);
     let rules = log["runs"][0]["tool"]["driver"]["rules"].as_array().unwrap();
     assert_eq!(rules.len(), single_id::rules::ALL.len());
+    // Help is embedded; without --docs-url no link is written, since one
+    // relative to this repository would be broken in the user's.
     for rule in rules {
         let clause = rule["properties"]["specClause"].as_str().unwrap();
-        assert!(
-            rule["help"]["markdown"]
-                .as_str()
-                .unwrap()
-                .contains(&format!("spec/single-id-images.md#{}", clause.to_lowercase()))
-        );
+        let markdown = rule["help"]["markdown"].as_str().unwrap();
+        assert!(markdown.contains(&format!("`{clause}`")), "{markdown}");
+        assert!(!markdown.contains("](") && rule.get("helpUri").is_none(), "{rule:#}");
     }
     insta::assert_snapshot!("sarif-full-log", r.stdout());
+    // With it, every rule links to its clause, and the tool to its README.
+    let base = "https://example.org/single-id/blob/v0.1.0";
+    let linked = t.run(&["validate", "--format", "sarif", "--docs-url", &format!("{base}/"), "image"]).json();
+    schema::assert_valid_sarif(&linked);
+    assert_eq!(linked["runs"][0]["tool"]["driver"]["informationUri"], format!("{base}/README.md"));
+    for rule in linked["runs"][0]["tool"]["driver"]["rules"].as_array().unwrap() {
+        let clause = rule["properties"]["specClause"].as_str().unwrap().to_lowercase();
+        let uri = format!("{base}/spec/single-id-images.md#{clause}");
+        assert_eq!(rule["helpUri"], uri.as_str());
+        assert!(rule["help"]["markdown"].as_str().unwrap().contains(&format!("]({uri})")), "{rule:#}");
+    }
 }
 
 #[test]
@@ -71,6 +82,14 @@ fn sarif_schema_check_is_not_vacuous() {
     log["runs"][0]["results"][0]["level"] = json!("fatal");
     let broken = std::panic::catch_unwind(|| schema::assert_valid_sarif(&log));
     assert!(broken.is_err(), "a SARIF result with level \"fatal\" passed the schema");
+    // Valid against the schema, but a result GitHub cannot place.
+    log["runs"][0]["results"][0]["level"] = json!("error");
+    log["runs"][0]["results"][0]["locations"] = json!([]);
+    let problems = schema::multitool_problems(&log);
+    assert!(
+        problems.iter().any(|p| p.contains("GH")),
+        "Microsoft's validator let an unplaceable result pass: {problems:?}"
+    );
 }
 
 fn rules_of(doc: &serde_json::Value) -> Vec<String> {
