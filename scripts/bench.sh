@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark: `single-id validate` and `single-id unpack` against standard
-# tools (gzip, zstd, bsdtar, GNU tar, umoci), measured side by
+# tools (gzip, zstd, bsdtar, GNU tar, umoci, and skopeo copy from a local
+# registry for validate docker://), measured side by
 # side in one run, so the ratios hold even though absolute times drift on a
 # shared machine.
 #
@@ -48,8 +49,9 @@ fi
 scaled() { awk -v b="$1" -v s="$scale" 'BEGIN { v = int(b * s + 0.5); print (v < 1 ? 1 : v) }'; }
 
 # Room wanted for the data: ~1.2 GiB of compressed layers at scale 1, with margin.
-# Data, plus room for one unpacked copy of the main layer.
-need_kib=$(scaled $((3 * 1024 * 1024)))
+# Data, plus room for one unpacked copy of the main layer, and the main
+# layer twice more: in the local registry and in skopeo's copy of it.
+need_kib=$(scaled $((4 * 1024 * 1024)))
 if [[ -n ${BENCH_DIR:-} ]]; then
   dir=$BENCH_DIR
 elif [[ -d /dev/shm ]] && (($(df -Pk /dev/shm | awk 'NR == 2 { print $4 }') > need_kib)); then
@@ -69,7 +71,8 @@ fi
 
 # command:debian-package; /usr/bin/time by path, since bash's `time` keyword
 # cannot report peak memory.
-required=(gzip:gzip zstd:zstd bsdtar:libarchive-tools tar:tar python3:python3 /usr/bin/time:time umoci:umoci)
+required=(gzip:gzip zstd:zstd bsdtar:libarchive-tools tar:tar python3:python3 /usr/bin/time:time umoci:umoci
+  skopeo:skopeo docker-registry:docker-registry curl:curl)
 have() { if [[ $1 == /* ]]; then [[ -x $1 ]]; else command -v "$1" >/dev/null 2>&1; fi; }
 missing=()
 for pair in "${required[@]}"; do
@@ -212,6 +215,22 @@ for img in gzip-1 zstd-1 gzip-4 gzip-4-part1 gzip-4-part2 gzip-4-part3 gzip-4-pa
   summaries+=("$img: exit $status, $(grep -v '^[[:space:]]*$' "$tmp/out" | tail -n 1)")
 done
 
+# A registry on a free loopback port (plain HTTP: TLS would cost both sides
+# alike), holding gzip-1, for validate docker:// against skopeo copy.
+reg_dir=$dir/registry
+rm -rf "$reg_dir"; mkdir -p "$reg_dir"
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+printf 'version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: %s/data\nhttp:\n  addr: 127.0.0.1:%s\n' \
+  "$reg_dir" "$port" >"$reg_dir/config.yml"
+docker-registry serve "$reg_dir/config.yml" >"$reg_dir/log" 2>&1 &
+reg_pid=$!
+trap 'kill "$reg_pid" 2>/dev/null; rm -rf -- "$tmp" "$reg_dir"' EXIT
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/v2/" >/dev/null && break; sleep 0.1; done
+curl -sf "http://127.0.0.1:$port/v2/" >/dev/null || { cat "$reg_dir/log" >&2; die "the local registry did not start"; }
+remote=docker://127.0.0.1:$port/bench:gzip-1
+say "pushing gzip-1 to $remote"
+skopeo copy -q --dest-tls-verify=false "oci:$I/gzip-1:latest" "$remote" >&2
+
 bench_start=$SECONDS
 # Runs are interleaved (every command once per round) so drift on the shared
 # machine hits all commands alike.
@@ -247,6 +266,12 @@ for ((run = 1; run <= runs; run++)); do
   rm -rf "$out"
   timed "umoci unpack --rootless gzip-1" tool umoci unpack --rootless --image "$I/gzip-1:latest" "$out"
   rm -rf "$out"
+  # From the registry: validate reads the stream once; skopeo copy only
+  # stores it (verifying its digest), which is the least any check that
+  # first copies the image must spend.
+  timed "skopeo copy docker:// oci: (gzip-1)" tool skopeo copy -q --src-tls-verify=false "$remote" "oci:$out:latest"
+  rm -rf "$out"
+  timed "single-id validate docker:// (gzip-1)" validate "$bin" validate --tls-verify=false "$remote"
 done
 bench_secs=$((SECONDS - bench_start))
 
@@ -301,6 +326,8 @@ ratio "validate gzip-1 / gzip -dc" "single-id validate gzip-1" "gzip -dc $gzf" 1
 ratio "validate zstd-1 / zstd -dc" "single-id validate zstd-1" "zstd -dc $zsf" 1.5
 ratio "validate gzip-4 / sum(validate gzip-4-part1..4)" "single-id validate gzip-4" \
   "single-id validate gzip-4-part1..4 (sum)" 0.65
+ratio "validate docker:// / skopeo copy docker:// oci: (gzip-1)" "single-id validate docker:// (gzip-1)" \
+  "skopeo copy docker:// oci: (gzip-1)" 1.0
 ratio "unpack gzip-1 / tar -xzf" "single-id unpack gzip-1" "tar -xzf $gzf"
 ratio "unpack gzip-1 / umoci unpack --rootless" "single-id unpack gzip-1" "umoci unpack --rootless gzip-1"
 for key in "${keys[@]}"; do
