@@ -22,7 +22,12 @@
 //! that made it refuse. Progress is reported to a callback
 //! ([`progress::Progress`]); the library writes nothing to the terminal.
 //! The `cli` feature (on by default) adds what only the command needs:
-//! argument parsing, the progress bar and signal handling.
+//! argument parsing, the progress bar and signal handling. The `sources`
+//! feature (on by default) reads images from registries, `docker save`
+//! archives and podman's store through the installed skopeo
+//! (`layout::Remote`), which brings tokio; without it a
+//! [`reference::Reference`] names a layout or an OCI archive (both
+//! `docker save` formats are read either way).
 //!
 //! ```
 //! use single_id::diagnostic::Severity;
