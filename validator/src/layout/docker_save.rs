@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{Archive, BlobStore, Member, OpenError, blob_path, read_bounded};
-use crate::digest::{Digest, sha256_of};
+use crate::digest::{Digest, DigestAlgorithm, Hasher, HashingReader, sha256_of};
 use crate::error::Error;
 use crate::limits::Limits;
 
@@ -179,18 +179,10 @@ fn describe_layer(
     let digest = match named {
         Some(d) if media_type.ends_with(".tar") => d,
         _ => {
-            let mut m = open()?;
-            let mut hasher =
-                crate::digest::Hasher::new(&crate::digest::DigestAlgorithm::Sha256).expect("sha256 is computed");
-            let mut buf = vec![0u8; 256 << 10];
-            loop {
-                let n = m.reader.read(&mut buf)?;
-                if n == 0 {
-                    break;
-                }
-                hasher.update(&buf[..n]);
-            }
-            hasher.finish().parse().expect("a sha256 digest is valid")
+            let hasher = Hasher::new(&DigestAlgorithm::Sha256);
+            let mut reader = HashingReader::new(open()?.reader, hasher);
+            io::copy(&mut reader, &mut io::sink())?;
+            reader.finish().0.expect("sha256 is computed").parse().expect("a sha256 digest is valid")
         }
     };
     Ok((media_type, digest, m.len))

@@ -297,3 +297,56 @@ fn unknown_sources_exit_2_and_say_what_to_run() {
     let run = t.run(&["flatten", "other.tar", "docker://127.0.0.1:1/x:1"]);
     assert_eq!(run.code(), 2);
 }
+
+/// The older format by hand, as some tools write it: a gzip-compressed
+/// layer file (hashed to name it), and a second image sharing that layer
+/// through a symbolic link, as `docker save` shares identical layers.
+#[test]
+fn older_docker_archives_with_compressed_and_linked_layers() {
+    let t = TestDir::new();
+    let from = repo_root().join("examples/hello");
+    let index: Value = serde_json::from_slice(&fs::read(from.join("index.json")).unwrap()).unwrap();
+    let blob = |d: &str| from.join(format!("blobs/sha256/{}", d.trim_start_matches("sha256:")));
+    let manifest: Value =
+        serde_json::from_slice(&fs::read(blob(index["manifests"][0]["digest"].as_str().unwrap())).unwrap()).unwrap();
+    let config = fs::read(blob(manifest["config"]["digest"].as_str().unwrap())).unwrap();
+    let layer = fs::read(blob(manifest["layers"][0]["digest"].as_str().unwrap())).unwrap();
+    let listed = json!([
+        {"Config": "config.json", "RepoTags": ["hello:1"], "Layers": ["a/layer.tar"]},
+        {"Config": "config2.json", "RepoTags": ["hello:2"], "Layers": ["b/layer.tar"]},
+    ]);
+    // Another config (one more byte) makes it another image.
+    let config2 = [config.as_slice(), b"\n"].concat();
+    let archive = t.join("older.tar");
+    let mut b = tar::Builder::new(fs::File::create(&archive).unwrap());
+    for (name, bytes) in [
+        ("manifest.json", serde_json::to_vec(&listed).unwrap()),
+        ("config.json", config),
+        ("config2.json", config2),
+        ("a/layer.tar", layer),
+    ] {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(bytes.len() as u64);
+        h.set_mode(0o644);
+        b.append_data(&mut h, name, bytes.as_slice()).unwrap();
+    }
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Symlink);
+    h.set_size(0);
+    b.append_link(&mut h, "b/layer.tar", "../a/layer.tar").unwrap();
+    b.finish().unwrap();
+    drop(b);
+    let run = validate(&t, archive.to_str().unwrap(), &[]);
+    assert_eq!(run.code(), 1, "{}", run.stderr());
+    let report = run.json();
+    // Both images, each read in full; only the manifest annotation, which
+    // this format cannot hold, is missing.
+    assert_eq!(declared(&report), [json!("flattened"), json!("flattened")]);
+    assert_eq!(verdict(&report), ["error annotation-manifest-missing", "error annotation-manifest-missing"]);
+    let layers: Vec<&str> =
+        report["findings"].as_array().unwrap().iter().map(|f| f["location"]["image"].as_str().unwrap()).collect();
+    assert_eq!(layers, ["hello:1", "hello:2"]);
+    let inspected = t.run(&["inspect", &format!("docker-archive:{}:hello:2", archive.display())]);
+    assert_eq!(inspected.code(), 0, "{}", inspected.stderr());
+    assert!(inspected.stdout().contains("7 entries"), "{}", inspected.stdout());
+}
