@@ -17,6 +17,7 @@ use super::{Archive, BlobStore, Member, OpenError, blob_path, read_bounded};
 use crate::digest::{Digest, DigestAlgorithm, Hasher, HashingReader, sha256_of};
 use crate::error::Error;
 use crate::limits::Limits;
+use crate::spec::media_type::{DOCKER_CONFIG, DOCKER_MANIFEST};
 
 /// One image of `manifest.json`.
 #[derive(Deserialize)]
@@ -90,11 +91,14 @@ impl DockerSave {
                 layers.insert(blob_path(&digest), member.clone());
                 descriptors.push(json!({"mediaType": media_type, "digest": digest.to_string(), "size": size}));
             }
+            // A Docker schema 2 manifest, which is what `docker load`
+            // makes of the entry, and which like this format holds no
+            // annotations: the validator then asks for the config Label.
             let manifest = json!({
                 "schemaVersion": 2,
-                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "mediaType": DOCKER_MANIFEST,
                 "config": {
-                    "mediaType": "application/vnd.oci.image.config.v1+json",
+                    "mediaType": DOCKER_CONFIG,
                     "digest": config_digest.to_string(),
                     "size": config.len(),
                 },
@@ -107,7 +111,7 @@ impl DockerSave {
                 None => image.repo_tags.iter().flatten().next().cloned(),
             };
             let mut entry = json!({
-                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "mediaType": DOCKER_MANIFEST,
                 "digest": manifest_digest.to_string(),
                 "size": manifest.len(),
             });
@@ -168,16 +172,17 @@ fn describe_layer(
             n => got += n,
         }
     }
+    // Docker's own layer types: these are Docker images.
     let media_type = if got >= 2 && magic[..2] == [0x1f, 0x8b] {
-        "application/vnd.oci.image.layer.v1.tar+gzip"
+        "application/vnd.docker.image.rootfs.diff.tar.gzip"
     } else if got == 4 && magic == [0x28, 0xb5, 0x2f, 0xfd] {
-        "application/vnd.oci.image.layer.v1.tar+zstd"
+        "application/vnd.docker.image.rootfs.diff.tar.zstd"
     } else {
-        "application/vnd.oci.image.layer.v1.tar"
+        "application/vnd.docker.image.rootfs.diff.tar"
     };
     let named = diff_id.and_then(|d| d.parse::<Digest>().ok());
     let digest = match named {
-        Some(d) if media_type.ends_with(".tar") => d,
+        Some(d) if media_type.ends_with(".diff.tar") => d,
         _ => {
             let hasher = Hasher::new(&DigestAlgorithm::Sha256);
             let mut reader = HashingReader::new(open()?.reader, hasher);

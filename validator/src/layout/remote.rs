@@ -71,8 +71,11 @@ impl Remote {
                 Err(e) => return Err(at("cannot start skopeo", &e)),
             };
             let image = proxy.open_image(&name).await.map_err(|e| at("cannot open the image", &e))?;
-            let (_, manifest) =
+            let (original, manifest) =
                 proxy.fetch_manifest_raw_oci(&image).await.map_err(|e| at("cannot read the manifest", &e))?;
+            // skopeo hands an OCI manifest over as it is; any other (a
+            // Docker schema 2 one) converted, under the original's digest.
+            let manifest = if original == crate::digest::sha256_of(&manifest) { manifest } else { as_docker(manifest) };
             let config = proxy.fetch_config_raw(&image).await.map_err(|e| at("cannot read the config", &e))?;
             let manifest = if reference.kind == Kind::ContainersStorage {
                 stored_layers(&proxy, &image, manifest, &config).await.map_err(|e| at("cannot read a layer", &e))?
@@ -185,6 +188,28 @@ impl Read for Chunks {
         self.at += n;
         Ok(n)
     }
+}
+
+/// The converted manifest of a Docker schema 2 image, typed as what it
+/// came from: Docker's format has no annotations, and the validator asks
+/// such an image for the config Label instead (ANNOTATION-DOCKER), as it
+/// does for one in a layout. Digests and sizes are kept.
+fn as_docker(manifest: Vec<u8>) -> Vec<u8> {
+    use crate::spec::media_type::{DOCKER_CONFIG, DOCKER_MANIFEST};
+    let Ok(mut m) = serde_json::from_slice::<Value>(&manifest) else { return manifest };
+    m["mediaType"] = json!(DOCKER_MANIFEST);
+    if let Some(config) = m.get_mut("config").filter(|c| c.is_object()) {
+        config["mediaType"] = json!(DOCKER_CONFIG);
+    }
+    for layer in m.get_mut("layers").and_then(Value::as_array_mut).into_iter().flatten() {
+        let docker = match layer.get("mediaType").and_then(Value::as_str) {
+            Some("application/vnd.oci.image.layer.v1.tar+gzip") => "application/vnd.docker.image.rootfs.diff.tar.gzip",
+            Some("application/vnd.oci.image.layer.v1.tar") => "application/vnd.docker.image.rootfs.diff.tar",
+            _ => continue,
+        };
+        layer["mediaType"] = json!(docker);
+    }
+    serde_json::to_vec(&m).expect("a JSON value serialises")
 }
 
 /// A store keeps layers uncompressed, under their diff_ids. An image

@@ -81,17 +81,24 @@ fn registry_images_are_read_with_tls_and_credentials() {
 }
 
 #[test]
-fn docker_schema_2_images_are_read_as_skopeo_converts_them() {
+fn docker_schema_2_images_are_judged_by_their_label() {
     let t = TestDir::new();
     let registry = Registry::start(&t.join("registry"));
     let pushed = registry.push(&hello(), "examples/hello:v2s2", &["--format", "v2s2"]);
     let run = validate(&t, &pushed, &registry.options());
-    // Docker's manifest format has no annotations: the Label survives,
-    // the manifest annotation does not, and that is what is reported.
-    assert_eq!(run.code(), 1, "{}", run.stderr());
+    // Docker's manifest format has no annotations: the image is judged as
+    // a Docker schema 2 image, by its config Label, which survived.
+    assert_eq!(run.code(), 0, "{}", run.stderr());
     let report = run.json();
-    assert_eq!(verdict(&report), ["error annotation-manifest-missing"]);
+    assert_eq!(verdict(&report), Vec::<String>::new());
     assert_eq!(declared(&report), [json!("flattened")]);
+    assert!(
+        report["images"][0]["idFlattening"]["declared"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["place"] == "config-label")
+    );
 }
 
 #[test]
@@ -196,7 +203,8 @@ fn images_in_a_podman_store_and_its_saved_archives() {
     assert_eq!(unknown.code(), 2, "{}", unknown.stderr());
 
     // `podman save`'s older docker format: no manifest, so no annotation;
-    // read by name, by position and as a bare path.
+    // judged as a Docker schema 2 image, by its Label; read by name, by
+    // position and as a bare path.
     let saved = t.join("saved-docker.tar");
     store.tool(
         "podman",
@@ -210,8 +218,8 @@ fn images_in_a_podman_store_and_its_saved_archives() {
         format!("docker-archive:{}:@0", saved.display()),
     ] {
         let run = validate(&t, &image, &[]);
-        assert_eq!(run.code(), 1, "{image}: {}", run.stderr());
-        assert_eq!(verdict(&run.json()), ["error annotation-manifest-missing"], "{image}");
+        assert_eq!(run.code(), 0, "{image}: {}", run.stderr());
+        assert_eq!(verdict(&run.json()), Vec::<String>::new(), "{image}");
         assert_eq!(declared(&run.json()), [json!("flattened")], "{image}");
     }
     let wrong = validate(&t, &format!("docker-archive:{}:other:1", saved.display()), &[]);
@@ -337,15 +345,13 @@ fn older_docker_archives_with_compressed_and_linked_layers() {
     b.finish().unwrap();
     drop(b);
     let run = validate(&t, archive.to_str().unwrap(), &[]);
-    assert_eq!(run.code(), 1, "{}", run.stderr());
+    assert_eq!(run.code(), 0, "{}", run.stderr());
     let report = run.json();
-    // Both images, each read in full; only the manifest annotation, which
-    // this format cannot hold, is missing.
+    // Both images, each read in full, declared by their Labels.
     assert_eq!(declared(&report), [json!("flattened"), json!("flattened")]);
-    assert_eq!(verdict(&report), ["error annotation-manifest-missing", "error annotation-manifest-missing"]);
-    let layers: Vec<&str> =
-        report["findings"].as_array().unwrap().iter().map(|f| f["location"]["image"].as_str().unwrap()).collect();
-    assert_eq!(layers, ["hello:1", "hello:2"]);
+    assert_eq!(verdict(&report), Vec::<String>::new());
+    let names: Vec<&str> = report["images"].as_array().unwrap().iter().map(|i| i["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["hello:1", "hello:2"]);
     let inspected = t.run(&["inspect", &format!("docker-archive:{}:hello:2", archive.display())]);
     assert_eq!(inspected.code(), 0, "{}", inspected.stderr());
     assert!(inspected.stdout().contains("7 entries"), "{}", inspected.stdout());
