@@ -314,19 +314,33 @@ fn time_is_linear_in_depth() {
                 tree.push(long_file(&format!("{bottom}/{}/f{i}", ["a", "b"][i % 2]), b"x"));
             }
             image(&t, &[tree], Compression::Gzip);
-            let r = unpack(&t, &["--max-path-depth", "30000"]);
-            r.ok();
-            if files > 0 {
-                assert_eq!(fs::read_dir(t.join("root").join(&bottom).join("a")).unwrap().count(), files / 2);
-            }
-            r.cpu
+            // The least of three runs: the difference of two CPU times is
+            // small, and one run slowed by the other tests beside it once
+            // failed CI; a cost that grows with depth shows in all three.
+            (0..3)
+                .map(|i| {
+                    let dest = format!("root{i}");
+                    let r = run(&t, &[], &[], None, &["unpack", "--max-path-depth", "30000", "image", &dest]);
+                    r.ok();
+                    if files > 0 {
+                        assert_eq!(fs::read_dir(t.join(&dest).join(&bottom).join("a")).unwrap().count(), files / 2);
+                    }
+                    r.cpu
+                })
+                .min()
+                .expect("three runs")
         };
         let (without, with) = (cost(0), cost(FILES));
         with.saturating_sub(without) / FILES as u32
     };
     let (shallow, deep) = (per_file(1), per_file(10_000));
     eprintln!("CPU per file in directories 10000 deep: {deep:.2?}; 1 deep: {shallow:.2?}");
-    assert!(deep < shallow * 3 + Duration::from_micros(50), "{deep:.2?} per file, against {shallow:.2?}");
+    // A name 10,000 directories deep is itself long, and reading and
+    // checking it costs some 100 µs more than a short one (measured 105
+    // and 133 µs against 25 to 36). What this test exists to catch is
+    // resolution that walks the tree again per file: one system call per
+    // component is 5 ms or more per file at this depth, far above 250 µs.
+    assert!(deep < shallow * 3 + Duration::from_micros(250), "{deep:.2?} per file, against {shallow:.2?}");
 }
 
 /// The real depth of what is created is bounded by --max-path-depth, like
