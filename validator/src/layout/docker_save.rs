@@ -11,10 +11,11 @@ use std::io::{self, Read};
 use std::path::Path;
 
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
+use super::made::{Made, diff_ids, digest_of};
 use super::{Archive, BlobStore, Member, OpenError, blob_path, read_bounded};
-use crate::digest::{Digest, DigestAlgorithm, Hasher, HashingReader, sha256_of};
+use crate::digest::{Digest, DigestAlgorithm, Hasher, HashingReader};
 use crate::error::Error;
 use crate::limits::Limits;
 use crate::spec::media_type::{DOCKER_CONFIG, DOCKER_MANIFEST};
@@ -34,7 +35,7 @@ struct Listed {
 pub struct DockerSave {
     archive: Archive,
     /// `oci-layout`, `index.json`, the manifests and configs made or read here.
-    files: HashMap<String, Vec<u8>>,
+    files: Made,
     /// Layer blob paths, and the archive member each is read from.
     layers: HashMap<String, String>,
 }
@@ -73,17 +74,13 @@ impl DockerSave {
                 vec![found]
             }
         };
-        let mut files = HashMap::new();
+        let mut files = Vec::new();
         let mut layers = HashMap::new();
         let mut entries = Vec::new();
         for (n, image) in chosen {
             let config = read(&image.config)?;
             let config_digest = digest_of(&config);
-            let diff_ids: Vec<String> = serde_json::from_slice::<Value>(&config)
-                .ok()
-                .and_then(|c| c.pointer("/rootfs/diff_ids").cloned())
-                .and_then(|d| serde_json::from_value(d).ok())
-                .unwrap_or_default();
+            let diff_ids = diff_ids(&config);
             let mut descriptors = Vec::new();
             for (i, member) in image.layers.iter().enumerate() {
                 let (media_type, digest, size) = describe_layer(&archive, member, diff_ids.get(i))
@@ -120,24 +117,21 @@ impl DockerSave {
             entry["annotations"] =
                 json!({"org.opencontainers.image.ref.name": name.unwrap_or_else(|| format!("@{n}"))});
             entries.push(entry);
-            files.insert(blob_path(&config_digest), config);
-            files.insert(blob_path(&manifest_digest), manifest);
+            files.push((blob_path(&config_digest), config));
+            files.push((blob_path(&manifest_digest), manifest));
         }
-        let index = json!({
-            "schemaVersion": 2,
-            "mediaType": "application/vnd.oci.image.index.v1+json",
-            "manifests": entries,
-        });
-        files.insert("oci-layout".to_string(), br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec());
-        files.insert("index.json".to_string(), serde_json::to_vec(&index).expect("a JSON value serialises"));
-        Ok(DockerSave { archive, files, layers })
+        let mut made = Made::layout(entries);
+        for (name, bytes) in files {
+            made.insert(name, bytes);
+        }
+        Ok(DockerSave { archive, files: made, layers })
     }
 }
 
 impl BlobStore for DockerSave {
     fn open(&self, name: &str) -> Result<Member, OpenError> {
-        if let Some(bytes) = self.files.get(name) {
-            return Ok(Member { len: bytes.len() as u64, reader: Box::new(io::Cursor::new(bytes.clone())) });
+        if let Some(member) = self.files.open(name) {
+            return Ok(member);
         }
         match self.layers.get(name) {
             Some(member) => self.archive.open_following_links(member),
@@ -148,10 +142,6 @@ impl BlobStore for DockerSave {
     fn location(&self) -> &Path {
         &self.archive.path
     }
-}
-
-fn digest_of(bytes: &[u8]) -> Digest {
-    sha256_of(bytes).parse().expect("a sha256 digest is valid")
 }
 
 /// A layer file's media type (by its first bytes), digest and size. An

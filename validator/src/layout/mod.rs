@@ -4,6 +4,7 @@
 mod archive;
 mod dir;
 mod docker_save;
+mod made;
 #[cfg(feature = "sources")]
 mod remote;
 

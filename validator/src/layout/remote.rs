@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 
+use super::made::{Made, diff_ids, digest_of};
 use super::{BlobStore, Member, OpenError, blob_path};
 use crate::digest::Digest;
 use crate::error::Error;
@@ -29,8 +30,6 @@ use crate::reference::{Kind, Reference};
 const CHUNK: usize = 256 << 10;
 const CHUNKS_IN_FLIGHT: usize = 4;
 
-/// Files made here, by layout-relative name.
-type Files = HashMap<String, Vec<u8>>;
 /// Blobs fetched on demand, by layout-relative name: digest and size.
 type Blobs = HashMap<String, (Digest, u64)>;
 
@@ -41,7 +40,7 @@ pub struct Remote {
     proxy: Arc<ImageProxy>,
     image: Arc<OpenedImage>,
     /// `oci-layout`, `index.json`, the manifest (and a converted config).
-    files: Files,
+    files: Made,
     /// The blobs the manifest names.
     blobs: Blobs,
     location: PathBuf,
@@ -90,7 +89,7 @@ impl Remote {
         // source does not hold; the converted config is served from
         // here. It is used only when its digest is the one the manifest
         // names (for an OCI image, the config is fetched as stored).
-        let config_path = blob_path(&crate::digest::sha256_of(&config).parse().expect("a sha256 digest is valid"));
+        let config_path = blob_path(&digest_of(&config));
         if blobs.contains_key(&config_path) {
             files.insert(config_path, config);
         }
@@ -153,8 +152,8 @@ impl Drop for Remote {
 
 impl BlobStore for Remote {
     fn open(&self, name: &str) -> Result<Member, OpenError> {
-        if let Some(bytes) = self.files.get(name) {
-            return Ok(Member { len: bytes.len() as u64, reader: Box::new(io::Cursor::new(bytes.clone())) });
+        if let Some(member) = self.files.open(name) {
+            return Ok(member);
         }
         match self.blobs.get(name) {
             Some((digest, size)) => Ok(self.fetch(digest.clone(), *size)),
@@ -225,11 +224,7 @@ async fn stored_layers(
     config: &[u8],
 ) -> Result<Vec<u8>, containers_image_proxy::Error> {
     let Ok(mut parsed) = serde_json::from_slice::<Value>(&manifest) else { return Ok(manifest) };
-    let diff_ids: Vec<String> = serde_json::from_slice::<Value>(config)
-        .ok()
-        .and_then(|c| c.pointer("/rootfs/diff_ids").cloned())
-        .and_then(|d| serde_json::from_value(d).ok())
-        .unwrap_or_default();
+    let diff_ids = diff_ids(config);
     let Some(layers) = parsed.get_mut("layers").and_then(Value::as_array_mut) else { return Ok(manifest) };
     let mut changed = false;
     for (layer, diff_id) in layers.iter_mut().zip(&diff_ids) {
@@ -302,22 +297,16 @@ fn config(reference: &Reference) -> Result<ImageProxyConfig, Error> {
 /// The layout of the one image: `oci-layout`, `index.json` naming the
 /// manifest skopeo gave (OCI, converted by skopeo when the source holds a
 /// Docker schema 2 manifest), and the manifest's config and layers.
-fn synthesise(manifest: &[u8]) -> (Files, Blobs) {
-    let digest: Digest = crate::digest::sha256_of(manifest).parse().expect("a sha256 digest is valid");
+fn synthesise(manifest: &[u8]) -> (Made, Blobs) {
+    let digest = digest_of(manifest);
     let parsed: Value = serde_json::from_slice(manifest).unwrap_or(Value::Null);
     let media_type = parsed
         .get("mediaType")
         .and_then(Value::as_str)
         .unwrap_or("application/vnd.oci.image.manifest.v1+json")
         .to_string();
-    let index = json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.index.v1+json",
-        "manifests": [{"mediaType": media_type, "digest": digest.to_string(), "size": manifest.len()}],
-    });
-    let mut files = HashMap::new();
-    files.insert("oci-layout".to_string(), br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec());
-    files.insert("index.json".to_string(), serde_json::to_vec(&index).expect("a JSON value serialises"));
+    let mut files =
+        Made::layout(vec![json!({"mediaType": media_type, "digest": digest.to_string(), "size": manifest.len()})]);
     files.insert(blob_path(&digest), manifest.to_vec());
     // Only what the manifest names can be fetched; a descriptor the
     // validator finds malformed is reported by it, not here.
