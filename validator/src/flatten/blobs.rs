@@ -4,12 +4,14 @@
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The blob store of the layout being written.
 pub(super) struct Blobs {
     root: PathBuf,
     dir: PathBuf,
-    next_temp: u64,
+    /// Layers are written by several threads at once.
+    next_temp: AtomicU64,
 }
 
 impl Blobs {
@@ -18,14 +20,13 @@ impl Blobs {
         let dir = root.join("blobs/sha256");
         fs::create_dir_all(&dir)?;
         fs::write(root.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#)?;
-        Ok(Blobs { root: root.to_path_buf(), dir, next_temp: 0 })
+        Ok(Blobs { root: root.to_path_buf(), dir, next_temp: AtomicU64::new(0) })
     }
 
     /// A new temporary file in the blob directory; the name follows a
     /// fixed pattern so runs do not differ even in what they leave behind.
-    pub(super) fn temp(&mut self) -> io::Result<(PathBuf, File)> {
-        let path = self.dir.join(format!(".partial-{}", self.next_temp));
-        self.next_temp += 1;
+    pub(super) fn temp(&self) -> io::Result<(PathBuf, File)> {
+        let path = self.dir.join(format!(".partial-{}", self.next_temp.fetch_add(1, Ordering::Relaxed)));
         let file = File::options().write(true).create_new(true).open(&path)?;
         Ok((path, file))
     }
@@ -35,13 +36,18 @@ impl Blobs {
         fs::rename(temp, self.path(digest))
     }
 
+    /// Removes the blob of `digest`, written but not used after all.
+    pub(super) fn remove(&self, digest: &str) -> io::Result<()> {
+        fs::remove_file(self.path(digest))
+    }
+
     /// Where the blob of `digest` goes.
     pub(super) fn path(&self, digest: &str) -> PathBuf {
         self.dir.join(digest.trim_start_matches("sha256:"))
     }
 
     /// Writes a small blob; returns its digest and size.
-    pub(super) fn write(&mut self, bytes: &[u8]) -> io::Result<(String, u64)> {
+    pub(super) fn write(&self, bytes: &[u8]) -> io::Result<(String, u64)> {
         let digest = crate::digest::sha256_of(bytes);
         let (temp, mut file) = self.temp()?;
         file.write_all(bytes)?;
@@ -52,7 +58,7 @@ impl Blobs {
 
     /// Copies a blob read from `reader` to `rel`, its layout-relative path
     /// in the input (from `blob_path`); the caller checks its digest.
-    pub(super) fn copy(&mut self, reader: &mut dyn Read, rel: &str) -> io::Result<()> {
+    pub(super) fn copy(&self, reader: &mut dyn Read, rel: &str) -> io::Result<()> {
         let (temp, file) = self.temp()?;
         let mut out = BufWriter::new(file);
         io::copy(reader, &mut out)?;

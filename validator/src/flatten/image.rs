@@ -9,7 +9,6 @@ use super::documents::{
 };
 use super::errors::refusal;
 use super::report::{Changes, ImageReport, LayerReport};
-use super::rewrite::Dropped;
 use super::writer::{Writer, config_location};
 use crate::error::Result;
 use crate::image::Image;
@@ -71,15 +70,12 @@ impl Writer<'_> {
         Ok((report, (manifest_digest, manifest_size)))
     }
 
-    /// Flattens every layer of `img` in order, each knowing what the ones
-    /// below dropped.
+    /// Flattens every layer of `img` and tallies what changed.
     fn layers(&mut self, img: &Image, diff_ids: &[String]) -> Result<Layers> {
         let max = self.options.max_examples;
-        let mut dropped = Dropped::new();
         let mut done = Layers { reports: Vec::new(), total: Changes::default(), newest: 0 };
-        for (i, desc) in img.manifest.layers().iter().enumerate() {
-            let out = self.layer(img, i, desc, &diff_ids[i], dropped)?;
-            dropped = out.dropped.clone();
+        let outs = self.image_layers(img, diff_ids)?;
+        for ((i, desc), out) in img.manifest.layers().iter().enumerate().zip(outs) {
             done.newest = done.newest.max(out.newest);
             done.total.merge(&out.changes, max);
             done.reports.push(LayerReport {

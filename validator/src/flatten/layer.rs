@@ -1,10 +1,13 @@
-//! Flattening one layer: the input blob streams through the layer reader
-//! into the rewriter, whose tar stream a second thread compresses into the
-//! new blob. A layer met again in the same position is flattened once.
+//! Flattening the layers of an image: each input blob streams through the
+//! layer reader into the rewriter, whose tar stream is compressed into the
+//! new blob on other threads. The layers of an image are flattened on all
+//! cores at once; a layer met again in the same position is flattened once.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Write as _};
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::thread;
 
@@ -41,7 +44,7 @@ pub(super) struct LayerOut {
 pub(super) type LayerKey = (String, Codec, Dropped);
 
 /// One layer to flatten, and how.
-struct Job<'a> {
+pub(super) struct Job<'a> {
     img: &'a Image,
     /// Its position in the manifest.
     index: usize,
@@ -52,6 +55,13 @@ struct Job<'a> {
     codec: Codec,
     /// `image NAME: layer I (DIGEST)`, which every message starts with.
     at: String,
+}
+
+impl Job<'_> {
+    /// The key of this job's output when the layers below dropped `dropped`.
+    fn key(&self, dropped: &Dropped) -> LayerKey {
+        (self.desc.digest().to_string(), self.codec, dropped.clone())
+    }
 }
 
 /// What streaming a layer through the rewriter and the compressor left,
@@ -74,16 +84,44 @@ struct Streamed {
 }
 
 impl Writer<'_> {
-    /// Flattens layer `i` of `img`, or reuses the result for an identical
-    /// layer in an identical position.
-    pub(super) fn layer(
-        &mut self,
-        img: &Image,
-        i: usize,
-        desc: &Descriptor,
-        diff_id: &str,
-        dropped: Dropped,
-    ) -> Result<LayerOut> {
+    /// Flattens every layer of `img`, in manifest order, each knowing what
+    /// the layers below it dropped.
+    ///
+    /// What a layer drops below changes only a hardlink to a dropped path,
+    /// so the layers not done yet are first flattened together on all cores
+    /// as if nothing below was dropped. That guess is right for every layer
+    /// whose lower layers dropped nothing, the usual case; a layer whose
+    /// lower layers did drop something is flattened again, alone, knowing
+    /// what. Either way each output is the one the sequential order gives,
+    /// and failures are reported in that order too.
+    pub(super) fn image_layers(&mut self, img: &Image, diff_ids: &[String]) -> Result<Vec<LayerOut>> {
+        let layers = img.manifest.layers();
+        let jobs: Vec<Result<Job<'_>>> =
+            layers.iter().enumerate().map(|(i, desc)| self.job(img, i, desc, &diff_ids[i])).collect();
+        let mut failed = self.flatten_together(&jobs);
+        let mut dropped = Dropped::new();
+        let mut outs = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            let job = job?;
+            let key = job.key(&dropped);
+            let out = match (self.layers.get(&key), failed.remove(&key)) {
+                (Some(done), _) => done.clone(),
+                (None, Some(e)) => return Err(e),
+                (None, None) => {
+                    let out = self.rewrite_layer(&job, dropped.clone(), self.cores)?;
+                    self.layers.insert(key, out.clone());
+                    out
+                }
+            };
+            self.used.insert(out.digest.clone());
+            dropped = out.dropped.clone();
+            outs.push(out);
+        }
+        Ok(outs)
+    }
+
+    /// Layer `i` of `img` as a job, or the refusal of its media type.
+    fn job<'a>(&self, img: &'a Image, i: usize, desc: &'a Descriptor, diff_id: &'a str) -> Result<Job<'a>> {
         let at = format!("image {}: layer {i} ({})", img.name, desc.digest());
         let compression = Compression::of(desc.media_type()).ok_or_else(|| {
             refusal(
@@ -94,20 +132,70 @@ impl Writer<'_> {
             )
         })?;
         let codec = self.options.compression.unwrap_or(Codec::from_layer(compression));
-        let key = (desc.digest().to_string(), codec, dropped);
-        if let Some(done) = self.layers.get(&key) {
-            return Ok(done.clone());
+        Ok(Job { img, index: i, desc, diff_id, compression, codec, at })
+    }
+
+    /// Flattens, on all cores, every job not done yet with nothing dropped
+    /// below it, largest first; keeps what succeeded in `self.layers` and
+    /// returns what failed.
+    fn flatten_together(&mut self, jobs: &[Result<Job<'_>>]) -> HashMap<LayerKey, Error> {
+        let none = Dropped::new();
+        let mut todo: Vec<&Job<'_>> = Vec::new();
+        for job in jobs.iter().flatten() {
+            let key = job.key(&none);
+            if !self.layers.contains_key(&key) && !todo.iter().any(|t| t.key(&none) == key) {
+                todo.push(job);
+            }
         }
-        let job = Job { img, index: i, desc, diff_id, compression, codec, at };
-        let out = self.rewrite_layer(&job, key.2.clone())?;
-        self.layers.insert(key, out.clone());
-        Ok(out)
+        // Largest first, so that no big layer starts last and runs alone.
+        todo.sort_by_key(|j| std::cmp::Reverse(j.desc.size()));
+        let together = self.cores.min(todo.len()).max(1);
+        // Compressing threads per layer: zstd's hold a job's worth of
+        // memory each, so the cores are shared out. gzip's hold a block,
+        // so each layer gets every core and none idles while the last
+        // layer finishes.
+        let share = (self.cores / together).max(1);
+        let next = AtomicUsize::new(0);
+        let this = &*self;
+        let done: Vec<(LayerKey, Result<LayerOut>)> = thread::scope(|s| {
+            let handles: Vec<_> = (0..together)
+                .map(|_| {
+                    s.spawn(|| {
+                        let mut done = Vec::new();
+                        while let Some(job) = todo.get(next.fetch_add(1, Ordering::Relaxed)) {
+                            let workers = if job.codec == Codec::Zstd { share } else { this.cores };
+                            done.push((job.key(&none), this.rewrite_layer(job, Dropped::new(), workers)));
+                        }
+                        done
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| match h.join() {
+                    Ok(done) => done,
+                    Err(panic) => std::panic::resume_unwind(panic),
+                })
+                .collect()
+        });
+        let mut failed = HashMap::new();
+        for (key, result) in done {
+            match result {
+                Ok(out) => {
+                    self.layers.insert(key, out);
+                }
+                Err(e) => {
+                    failed.insert(key, e);
+                }
+            }
+        }
+        failed
     }
 
     /// Streams the layer of `job` into a new blob, checks what the stream
     /// left, and gives the blob its digest's name. A failed layer leaves no
     /// blob file behind.
-    fn rewrite_layer(&mut self, job: &Job<'_>, dropped: Dropped) -> Result<LayerOut> {
+    fn rewrite_layer(&self, job: &Job<'_>, dropped: Dropped, workers: usize) -> Result<LayerOut> {
         let at = &job.at;
         let mut f = Findings::default();
         let Some(opened) = blob::open(self.layout, job.desc, &job.img.location(), &mut f) else {
@@ -117,7 +205,7 @@ impl Writer<'_> {
         let len = opened.len;
         let (temp, file) =
             self.blobs.temp().map_err(|e| write_io(format_args!("{at}: cannot create a blob file"), e))?;
-        let streamed = self.stream(job, opened.reader, file, dropped);
+        let streamed = self.stream(job, opened.reader, file, dropped, workers);
         let out = judge(job, streamed, len, f, &temp).and_then(|out| {
             self.blobs.commit(&temp, &out.digest).map_err(|e| write_io(format_args!("{at}: {}", temp.display()), e))?;
             Ok(out)
@@ -128,16 +216,16 @@ impl Writer<'_> {
         out
     }
 
-    /// Runs the layer's pipeline on three threads: decompressing (in
-    /// `layer::scan`), tar parsing and rewriting (here), compressing and
+    /// Runs the layer's pipeline: decompressing (in `layer::scan`), tar
+    /// parsing and rewriting (here), compressing on `workers` threads and
     /// writing the blob to `file`.
-    fn stream(&self, job: &Job<'_>, blob: BlobReader, file: File, dropped: Dropped) -> Streamed {
+    fn stream(&self, job: &Job<'_>, blob: BlobReader, file: File, dropped: Dropped, workers: usize) -> Streamed {
         let max = self.options.max_examples;
         let progress = &self.options.progress;
         let (tx, rx) = mpsc::sync_channel(CHANNEL_DEPTH);
         let codec = job.codec;
         thread::scope(|s| {
-            let writer = s.spawn(move || compress::compress_into(file, codec, rx));
+            let writer = s.spawn(move || compress::compress_into(file, codec, rx, workers));
             let rewriter = Rewriter::new(HashingWriter::new(ChunkSender::new(tx)), dropped, self.keys.clone(), max);
             let mut sinks = (rewriter, Collector::new(max));
             let (reader, scanned) = layer::scan(blob, job.compression, &mut sinks, progress, true, &self.layout.limits);

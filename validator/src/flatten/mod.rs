@@ -9,7 +9,7 @@
 //! `output` (is OUTPUT free?), `check` (is the input valid, and may its
 //! images be flattened?), `staging` (where the layout is written first),
 //! `writer` (the layout: `image`, `layer` with the `rewrite` sink, `index`,
-//! `subject` (referrers re-pointed), into `blobs`, with `documents`, `tar` and `compress` making the bytes),
+//! `subject` (referrers re-pointed), into `blobs`, with `documents`, `tar`, `compress` and `gzip_blocks` making the bytes),
 //! `check` again (does the output validate clean?), and `staging` again (to
 //! the final place, or removed). `report` holds what the run reports,
 //! `errors` how its failures become [`Error`]s.
@@ -19,6 +19,7 @@ mod check;
 mod compress;
 mod documents;
 mod errors;
+mod gzip_blocks;
 mod image;
 mod index;
 mod layer;

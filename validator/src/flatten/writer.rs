@@ -29,6 +29,11 @@ pub(super) struct Writer<'a> {
     pub(super) blobs: Blobs,
     pub(super) options: &'a Options,
     pub(super) layers: HashMap<LayerKey, LayerOut>,
+    /// Digests of the layers that manifests name: a layer flattened on a
+    /// guess that proved wrong (see `image_layers`) is removed at the end.
+    pub(super) used: HashSet<String>,
+    /// The cores this process may run on.
+    pub(super) cores: usize,
     /// Blobs copied unchanged, by digest.
     pub(super) copied_digests: HashSet<String>,
     /// Keys of the path hashes of every layer (dropped paths).
@@ -71,6 +76,8 @@ pub(super) fn write_layout(
         blobs,
         options,
         layers: HashMap::new(),
+        used: HashSet::new(),
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
         copied_digests: HashSet::new(),
         indexes_done: HashMap::new(),
         keys: std::hash::RandomState::new(),
@@ -96,6 +103,9 @@ pub(super) fn write_layout(
     // Finished on failure too, so a progress bar is cleared before the error.
     options.progress.finish();
     images?;
+    for out in w.layers.values().filter(|out| !w.used.contains(&out.digest)) {
+        w.blobs.remove(&out.digest).map_err(|e| write_io(w.blobs.path(&out.digest).display(), e))?;
+    }
     // The walk read and parsed index.json already; this fails only if it
     // changed meanwhile, which makes the layout unreadable.
     let unreadable = |e: &dyn std::fmt::Display| Error::usage(format!("{}/index.json: {e}", layout.root().display()));

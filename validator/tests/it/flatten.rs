@@ -382,6 +382,83 @@ fn output_is_reproducible() {
     assert_eq!(diff_ids("plain"), diff_ids("again"));
 }
 
+/// Text-like bytes that compress about threefold, as a layer's files do.
+fn compressible(len: usize, seed: u64) -> Vec<u8> {
+    let words: [&[u8]; 8] = [b"usr ", b"lib ", b"share ", b"root ", b"0644 ", b"config\n", b"ELF ", b"single-id "];
+    let mut state = seed | 1;
+    let mut out = Vec::with_capacity(len + 16);
+    while out.len() < len {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        if state % 4 == 0 {
+            out.extend_from_slice(&state.to_le_bytes()[..3]);
+        } else {
+            out.extend_from_slice(words[(state >> 32) as usize % words.len()]);
+        }
+    }
+    out.truncate(len);
+    out
+}
+
+/// An image of three layers large enough to span many gzip blocks (256 KiB)
+/// and several zstd jobs (4 MiB), with a device in the lowest, so that the
+/// layers above it are flattened again knowing what it dropped.
+fn large_image(t: &TestDir) {
+    let mut oci = OciDir::create(t.join("image"));
+    let mut spec = ImageSpec::declared("big", None);
+    let big = |name: &str, len: usize, seed: u64| file(name, &compressible(len, seed)).owner(1000, 1000);
+    spec.layers = vec![
+        (layer(&[dir("dev/"), char_device("dev/fuse", 10, 229), big("a", 6 << 20, 1)]), Compression::Gzip),
+        (layer(&[big("b", 10 << 20, 2), hardlink("dev/fuse-link", "dev/fuse")]), Compression::Zstd),
+        (layer(&[big("c", 3 << 20, 3), big("d", 1 << 20, 4)]), Compression::Gzip),
+    ];
+    oci.add_image(&spec);
+}
+
+/// Compression runs on as many threads as there are cores, and layers are
+/// flattened side by side: neither may change a byte of the output. Run
+/// on one core and on two (taskset), and read back by GNU gzip, zstd and
+/// umoci (Go's compress/gzip), which must agree with the diff_ids.
+#[test]
+fn output_does_not_depend_on_the_cores() {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    assert!(cores >= 2, "this test compares one core with two, and this machine has {cores}");
+    let t = TestDir::new();
+    large_image(&t);
+    let bin = env!("CARGO_BIN_EXE_single-id");
+    for compression in ["input", "gzip", "zstd"] {
+        let mut trees = Vec::new();
+        for cpus in ["0", "0,1"] {
+            let out = format!("{compression}-{}", cpus.len());
+            let mut args = vec!["-c", cpus, bin, "flatten", "--confirm-flatten", "image", &out];
+            if compression != "input" {
+                args.extend(["--compression", compression]);
+            }
+            t.tool("taskset", &args);
+            trees.push(tree(&t.join(&out)));
+        }
+        assert!(trees[0] == trees[1], "--compression {compression}: one core and two wrote different layouts");
+        // index.json, oci-layout, a config, a manifest and three layers:
+        // no blob of a layer flattened on the wrong guess is left.
+        assert_eq!(trees[0].len(), 7, "{:?}", trees[0].keys().collect::<Vec<_>>());
+    }
+    let layout = t.join("input-3");
+    let manifest = first_manifest(&layout);
+    let config = read_json(&blob(&layout, manifest["config"]["digest"].as_str().unwrap()));
+    for (i, l) in manifest["layers"].as_array().unwrap().iter().enumerate() {
+        let file = blob(&layout, l["digest"].as_str().unwrap());
+        let decompressor = if l["mediaType"].as_str().unwrap().ends_with("zstd") { "zstd" } else { "gzip" };
+        let tar = t.tool(decompressor, &["-dc", file.to_str().unwrap()]).stdout;
+        assert!(tar.len() > 1 << 20, "layer {i}");
+        assert_eq!(support::sha256(&tar), config["rootfs"]["diff_ids"][i], "layer {i}");
+    }
+    let entries = layer_entries(&layout, &manifest);
+    assert!(entries[1].iter().all(|e| e.path != "dev/fuse-link"), "{:?}", entries[1]);
+    t.tool("umoci", &["unpack", "--rootless", "--image", "gzip-3:big", "bundle"]);
+    assert_eq!(fs::read(t.join("bundle/rootfs/c")).unwrap(), compressible(3 << 20, 3));
+}
+
 #[test]
 fn umoci_and_skopeo_accept_the_output() {
     let t = TestDir::new();
