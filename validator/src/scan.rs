@@ -10,7 +10,7 @@ use oci_spec::image::Descriptor;
 
 use crate::diagnostic::{Finding, Findings, Location};
 use crate::image::Image;
-use crate::layer::{self, Compression};
+use crate::layer::{self, Compression, Pipeline};
 use crate::layout::{Layout, blob_path};
 use crate::progress::Progress;
 use crate::rules::layer::{LayerRules, LinkIndex};
@@ -83,8 +83,8 @@ pub fn run(
                         let Some(job) = jobs.get(i) else { break };
                         // Pipeline a layer only when no other layer is
                         // waiting for a core (the last ones, or a lone one).
-                        let pipelined = jobs.len() - i < cores;
-                        out.push((i, scan_one(layout, job, keys, max_examples, progress, pipelined)));
+                        let pipeline = if jobs.len() - i < cores { Pipeline::Decoder } else { Pipeline::Off };
+                        out.push((i, scan_one(layout, job, keys, max_examples, progress, pipeline)));
                     }
                     out
                 })
@@ -102,7 +102,7 @@ fn scan_one(
     keys: &RandomState,
     max_examples: usize,
     progress: &Progress,
-    pipelined: bool,
+    pipeline: Pipeline,
 ) -> LayerScan {
     let desc = &job.descriptor;
     let mut f = Findings::default();
@@ -133,7 +133,7 @@ fn scan_one(
     };
     let mut sinks = (LayerRules::new(keys, at.clone(), max_examples), Collector::new(max_examples));
     let len = opened.len;
-    let (reader, result) = layer::scan(opened.reader, compression, &mut sinks, progress, pipelined, &layout.limits);
+    let (reader, result) = layer::scan(opened.reader, compression, &mut sinks, progress, pipeline, &layout.limits);
     let intact = blob::OpenBlob { reader, len }.check(desc, &job.location, &mut f);
     let (groups, links) = sinks.0.finish();
     let mut scan = LayerScan::default();

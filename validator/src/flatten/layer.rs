@@ -21,7 +21,7 @@ use super::writer::{Writer, config_location, layer_location};
 use crate::diagnostic::Findings;
 use crate::error::{Error, Result};
 use crate::image::Image;
-use crate::layer::{self, BlobReader, Compression, Scanned, StreamError};
+use crate::layer::{self, BlobReader, Compression, Pipeline, Scanned, StreamError};
 use crate::rules::{DIFF_ID, LAYER_MEDIA_TYPE, LAYER_UNREADABLE, LIMIT_EXCEEDED, blob};
 use crate::stats::{Collector, LayerStats};
 
@@ -228,7 +228,8 @@ impl Writer<'_> {
             let writer = s.spawn(move || compress::compress_into(file, codec, rx, workers));
             let rewriter = Rewriter::new(HashingWriter::new(ChunkSender::new(tx)), dropped, self.keys.clone(), max);
             let mut sinks = (rewriter, Collector::new(max));
-            let (reader, scanned) = layer::scan(blob, job.compression, &mut sinks, progress, true, &self.layout.limits);
+            let (reader, scanned) =
+                layer::scan(blob, job.compression, &mut sinks, progress, Pipeline::Decoder, &self.layout.limits);
             let (rewriter, collector) = sinks;
             let Finished { out, changes, dropped, input_failed, newest } = rewriter.finish();
             let tar_end = out.and_then(|hashing| {

@@ -203,6 +203,22 @@ impl Read for Guarded {
     }
 }
 
+/// How [`scan`] spreads a layer over threads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pipeline {
+    /// Everything on the calling thread: other layers keep the cores busy,
+    /// and a hand-over between threads would be pure cost.
+    Off,
+    /// Decompressing on a thread of its own; hashing the uncompressed
+    /// stream (the diff_id) beside the tar parsing, for sinks that are
+    /// light next to the decoder (validate).
+    Decoder,
+    /// Decompressing and hashing the uncompressed stream on a thread of
+    /// their own, for sinks heavier than the decoder (unpack, whose
+    /// writing of files is the slower half).
+    DecoderAndHash,
+}
+
 /// Reads a whole layer. On return the blob reader has been read to its end
 /// (so its digest and size can be checked) unless the stream broke first.
 pub fn scan(
@@ -210,7 +226,7 @@ pub fn scan(
     compression: Compression,
     sink: &mut dyn Sink,
     progress: &Progress,
-    pipelined: bool,
+    pipeline: Pipeline,
     limits: &Limits,
 ) -> (BlobReader, Result<Scanned, StreamError>) {
     let meter = Arc::new(Meter::default());
@@ -233,21 +249,22 @@ pub fn scan(
     };
     let hit = Arc::new(Mutex::new(None));
     let decoder = Guarded { decoder, out: 0, limits: limits.clone(), meter: Arc::clone(&meter), hit: Arc::clone(&hit) };
-    if !pipelined {
+    let sha256 = || Hasher::new(&DigestAlgorithm::Sha256);
+    if pipeline == Pipeline::Off {
         // Decoders are slow at small reads (tar asks for 512 bytes at a
         // time): buffer whole chunks, as the pipelined path does.
-        let diff = HashingReader::new(BufReader::with_capacity(CHUNK, decoder), Hasher::new(&DigestAlgorithm::Sha256));
-        return consume(diff, sink, limits, &meter, &hit, BufReader::into_inner);
+        let diff = HashingReader::new(BufReader::with_capacity(CHUNK, decoder), sha256());
+        return consume(diff, sink, limits, &meter, &hit, |r| (BufReader::into_inner(r), None));
     }
-    // Decompression runs on its own thread, hashing and tar parsing on this
-    // one: with a core to spare the stream moves at the speed of the slower
-    // half. When other layers keep every core busy, the hand-over between
-    // threads is pure cost, so the caller turns it off.
+    // Decompression runs on its own thread, tar parsing on this one: with a
+    // core to spare the stream moves at the speed of the slower half, and
+    // the diff_id is hashed on the side the caller says is the faster.
+    let early = pipeline == Pipeline::DecoderAndHash;
     let (tx, rx) = mpsc::sync_channel(CHANNEL_DEPTH);
     let (spare_tx, spare_rx) = mpsc::sync_channel(CHANNEL_DEPTH + 1);
     thread::scope(|s| {
-        let producer = s.spawn(move || pump(decoder, tx, spare_rx));
-        let diff = HashingReader::new(Chunks::new(rx, spare_tx), Hasher::new(&DigestAlgorithm::Sha256));
+        let producer = s.spawn(move || pump(decoder, tx, spare_rx, early.then(sha256).flatten()));
+        let diff = HashingReader::new(Chunks::new(rx, spare_tx), if early { None } else { sha256() });
         consume(diff, sink, limits, &meter, &hit, |chunks| {
             drop(chunks); // a producer still sending stops
             match producer.join() {
@@ -265,10 +282,17 @@ const CHANNEL_DEPTH: usize = 4;
 
 type Decompressor = Guarded;
 
-/// Decompresses until the end, an error, or the reader hanging up; gives
-/// the decoder back so the rest of the blob can still be hashed. Emptied
-/// chunks come back on `spare`, so a layer allocates a handful of buffers.
-fn pump(mut decoder: Decompressor, tx: SyncSender<io::Result<Vec<u8>>>, spare: Receiver<Vec<u8>>) -> Decompressor {
+/// Decompresses until the end, an error, or the reader hanging up, hashing
+/// what it sends with `hasher` if given; gives the decoder back (so the
+/// rest of the blob can still be hashed) with that digest. Emptied chunks
+/// come back on `spare`, so a layer allocates a handful of buffers.
+fn pump(
+    mut decoder: Decompressor,
+    tx: SyncSender<io::Result<Vec<u8>>>,
+    spare: Receiver<Vec<u8>>,
+    mut hasher: Option<Hasher>,
+) -> (Decompressor, Option<String>) {
+    let done = |decoder, hasher: Option<Hasher>| (decoder, hasher.map(Hasher::finish));
     loop {
         let mut buf = spare.try_recv().unwrap_or_else(|_| vec![0u8; CHUNK]);
         buf.resize(CHUNK, 0);
@@ -289,15 +313,18 @@ fn pump(mut decoder: Decompressor, tx: SyncSender<io::Result<Vec<u8>>>, spare: R
         };
         let at_end = filled < CHUNK;
         buf.truncate(filled);
+        if let Some(h) = &mut hasher {
+            h.update(&buf);
+        }
         if filled > 0 && tx.send(Ok(buf)).is_err() {
-            return decoder;
+            return done(decoder, hasher);
         }
         match result {
             Err(e) => {
                 let _ = tx.send(Err(e));
-                return decoder;
+                return done(decoder, hasher);
             }
-            Ok(()) if at_end => return decoder,
+            Ok(()) if at_end => return done(decoder, hasher),
             Ok(()) => {}
         }
     }
@@ -339,14 +366,15 @@ impl Read for Chunks {
 
 /// The tar side of [`scan`]: every entry to the sink, then the end checks.
 /// `decoder_back` turns the reader into the decoder again, once the
-/// stream is done with.
+/// stream is done with, with the diff_id if the decoder's side hashed it.
+/// The stream is read to its end on success, so either side hashes all of it.
 fn consume<R: Read>(
     diff: HashingReader<R>,
     sink: &mut dyn Sink,
     limits: &Limits,
     meter: &Arc<Meter>,
     hit: &Mutex<Option<Exceeded>>,
-    decoder_back: impl FnOnce(R) -> Decompressor,
+    decoder_back: impl FnOnce(R) -> (Decompressor, Option<String>),
 ) -> (BlobReader, Result<Scanned, StreamError>) {
     let mut reader = TarReader::new(diff, limits.clone(), Arc::clone(meter));
     let mut walked = Walked::default();
@@ -358,7 +386,8 @@ fn consume<R: Read>(
     let mut diff = reader.into_inner();
     let result = result.and_then(|end| end_checks(&mut diff, end, &walked));
     let (reader, diff_id, uncompressed) = diff.into_parts();
-    let decoder = decoder_back(reader);
+    let (decoder, hashed_early) = decoder_back(reader);
+    let diff_id = diff_id.or(hashed_early);
     // Read whatever the decoder left (or, after a failure, everything not
     // yet read) so that the blob digest covers the whole blob.
     let mut blob = decoder.decoder.into_inner().into_inner().inner;

@@ -289,8 +289,14 @@ impl Unpacker {
             return Err(invalid(at, desc, f.into_vec()));
         };
         let len = opened.len;
-        let (reader, result) =
-            layer::scan(opened.reader, compression, &mut self.extractor, &self.progress, true, &self.limits);
+        let (reader, result) = layer::scan(
+            opened.reader,
+            compression,
+            &mut self.extractor,
+            &self.progress,
+            layer::Pipeline::DecoderAndHash,
+            &self.limits,
+        );
         // A blob that fails its digest explains a broken stream: say it first.
         let intact = (blob::OpenBlob { reader, len }).check(desc, at, &mut f);
         let scanned = match result {

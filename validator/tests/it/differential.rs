@@ -412,7 +412,7 @@ fn single_id(blob: &Path, compression: Compression) -> Listing {
         compression,
         &mut sink,
         &progress,
-        false,
+        single_id::layer::Pipeline::Off,
         &Limits::default(),
     );
     Listing { items: sink.0, error: result.err().map(|e| e.to_string()) }
