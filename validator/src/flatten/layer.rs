@@ -44,7 +44,7 @@ pub(super) struct LayerOut {
 pub(super) type LayerKey = (String, Codec, Dropped);
 
 /// One layer to flatten, and how.
-pub(super) struct Job<'a> {
+struct Job<'a> {
     img: &'a Image,
     /// Its position in the manifest.
     index: usize,
