@@ -198,18 +198,8 @@ pub(super) fn compress_into(
 
 #[cfg(test)]
 mod tests {
+    use super::super::gzip_blocks::tests::sample;
     use super::*;
-
-    /// A tar-like stream: enough for several zstd jobs, compressible.
-    fn sample(len: usize) -> Vec<u8> {
-        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
-        (0..len)
-            .map(|i| {
-                state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
-                if i % 5 < 3 { b"ustar\0 root 0000644 "[i % 20] } else { (state >> 59) as u8 }
-            })
-            .collect()
-    }
 
     #[test]
     fn zstd_output_is_the_same_for_any_number_of_workers() {

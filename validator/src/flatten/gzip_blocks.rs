@@ -175,12 +175,13 @@ fn write_in_order<W: Write>(order: Receiver<Receiver<io::Result<Deflated>>>, mut
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use std::io::Read;
 
-    /// Bytes that compress somewhat, as a tar of text and binaries does.
-    fn sample(len: usize) -> Vec<u8> {
+    /// Bytes that compress somewhat, as a tar of text and binaries does
+    /// (the zstd tests use them too).
+    pub(in crate::flatten) fn sample(len: usize) -> Vec<u8> {
         let mut state = 0x2545_f491_4f6c_dd1d_u64;
         (0..len)
             .map(|i| {
