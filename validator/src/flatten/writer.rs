@@ -103,9 +103,6 @@ pub(super) fn write_layout(
     // Finished on failure too, so a progress bar is cleared before the error.
     options.progress.finish();
     images?;
-    for out in w.layers.values().filter(|out| !w.used.contains(&out.digest)) {
-        w.blobs.remove(&out.digest).map_err(|e| write_io(w.blobs.path(&out.digest).display(), e))?;
-    }
     // The walk read and parsed index.json already; this fails only if it
     // changed meanwhile, which makes the layout unreadable.
     let unreadable = |e: &dyn std::fmt::Display| Error::usage(format!("{}/index.json: {e}", layout.root().display()));
@@ -114,6 +111,18 @@ pub(super) fn write_layout(
     w.index(&mut index, "index.json", &flattened, selected)?;
     for (desc, loc) in &walk.opaque {
         w.copy(desc, loc)?;
+    }
+    // Layers flattened on a guess that proved wrong (see `image_layers`)
+    // and named by no manifest. Two of them can have the same bytes, and a
+    // blob copied unchanged can too: each digest once, and never a kept one.
+    let unused: HashSet<&String> = w
+        .layers
+        .values()
+        .map(|out| &out.digest)
+        .filter(|d| !w.used.contains(*d) && !w.copied_digests.contains(*d))
+        .collect();
+    for digest in unused {
+        w.blobs.remove(digest).map_err(|e| write_io(w.blobs.path(digest).display(), e))?;
     }
     let bytes = canonical_json(&index);
     within_limit(&bytes, "index.json", options.limits.max_json_bytes, Location::file("index.json"))?;

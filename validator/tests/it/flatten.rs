@@ -831,6 +831,33 @@ fn shared_layers_are_written_once() {
     assert_validates_clean(&t, "out");
 }
 
+/// Two layers that differ only in their owners, each with a hardlink to a
+/// device a lower layer holds: flattened side by side on the guess that
+/// nothing below was dropped, both give the same wrong bytes; flattened
+/// again knowing it, both give the same right ones. The wrong blob is
+/// removed once, and the run succeeds.
+#[test]
+fn wrong_guesses_with_the_same_bytes_are_removed_once() {
+    let t = TestDir::new();
+    let mut oci = OciDir::create(t.join("image"));
+    let mut spec = ImageSpec::declared("same", None);
+    let upper = |uid| layer(&[hardlink("dev/d-link", "dev/d"), file("etc/a", b"a\n").owner(uid, uid)]);
+    spec.layers = vec![
+        (layer(&[dir("dev/"), char_device("dev/d", 1, 3)]), Compression::Gzip),
+        (upper(1000), Compression::Gzip),
+        (upper(2000), Compression::Gzip),
+    ];
+    oci.add_image(&spec);
+    let doc = run(&t, &["flatten", "--confirm-flatten", "--format", "json", "image", "out"], 0).json();
+    let layers = doc["images"][0]["layers"].as_array().unwrap();
+    assert_eq!(layers[1]["outputDigest"], layers[2]["outputDigest"]);
+    assert_eq!(doc["images"][0]["total"]["hardlinksDropped"]["count"], 2);
+    // index.json, oci-layout, a config, a manifest and two layer blobs.
+    let files = tree(&t.join("out"));
+    assert_eq!(files.len(), 6, "{:?}", files.keys().collect::<Vec<_>>());
+    assert_validates_clean(&t, "out");
+}
+
 /// Names exactly at and beyond the ustar limits, and a link target over
 /// 100 bytes, round-trip through our validator, umoci and the tar crate.
 #[test]
