@@ -24,11 +24,7 @@ fn memory_bound(entries: u64, dirs: u64) -> Value {
     let slots = (entries * 8).div_ceil(7).next_power_of_two();
     let bytes = (16 << 20) + slots * 27 / 2;
     let mib = |b: u64| b.div_ceil(1 << 20);
-    // flatten also keeps about 1.5 MiB per core for the threads that
-    // flatten and compress layers (SECURITY.md).
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
-    let flatten = bytes + cores * (3 << 19);
-    json!({"validate": mib(bytes), "inspect": mib(bytes), "unpack": mib(bytes + 60 * dirs), "flatten": mib(flatten)})
+    json!({"validate": mib(bytes), "inspect": mib(bytes), "unpack": mib(bytes + 60 * dirs), "flatten": mib(bytes)})
 }
 
 /// `n` bytes that are not UTF-8 (and hold no NUL), distinct for each `i`.
